@@ -1,0 +1,111 @@
+"""The provider interface every channel module implements, and its error taxonomy.
+
+A provider turns one rendered message into one provider call. It raises one of the errors
+below, and the pipeline decides the outcome from the class alone:
+
+| error | meaning | outcome |
+| --- | --- | --- |
+| ``PermanentError`` | the provider refused this message for good | ``failed`` |
+| ``RecipientOptedOut`` | the recipient opted out at the provider (STOP, unregistered token) | ``opted_out`` |
+| ``RetryableError`` | the provider cannot have accepted it (no connection, 429, 503) | retried |
+| ``AmbiguousError`` | it may have been accepted (timeout after sending, 500/502/504) | ``in_doubt`` |
+
+Any other exception escaping ``send`` is treated as ambiguous: herald never guesses that an
+unknown failure left nothing behind at the provider.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from herald.config import Settings
+from herald.masking import mask_address
+from herald.models import Channel
+from herald.rendering import Rendered
+
+
+@dataclass(frozen=True)
+class Message:
+    """One delivery, rendered and ready for its provider."""
+
+    key: str
+    reminder_id: str
+    account_id: str
+    kind: str
+    category: str
+    channel: Channel
+    address: str | list[str]
+    rendered: Rendered
+
+    def masked_address(self) -> str:
+        """The address with personal data masked, for logs."""
+        return mask_address(self.channel, self.address)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the provider said when it accepted the message."""
+
+    provider_ref: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """Base of the taxonomy: ``code`` and ``message`` as the provider gave them."""
+
+    def __init__(self, message: str, *, code: str | int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def reason(self) -> str:
+        """A one-line reason for the delivery record."""
+        return f"{self.code}: {self.message}" if self.code is not None else self.message
+
+
+class PermanentError(ProviderError):
+    """Refused for good; sending again would be refused again."""
+
+
+class RecipientOptedOut(PermanentError):
+    """The recipient cannot be reached here any more (replied STOP, token unregistered)."""
+
+
+class RetryableError(ProviderError):
+    """Not accepted, and safe to send again, after ``retry_after`` seconds if given."""
+
+    def __init__(
+        self, message: str, *, code: str | int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class AmbiguousError(ProviderError):
+    """The provider may have accepted it; sending again could deliver it twice."""
+
+
+class Provider(ABC):
+    """One channel's provider. Subclasses set ``name`` and ``channel`` and implement ``send``.
+
+    ``start`` runs once in the worker process, inside its event loop, after fork: open
+    connection pools there. ``send`` is called concurrently for many messages.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, channel: Channel, settings: Settings) -> None:
+        self.channel = channel
+        self.settings = settings
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections; called once per process inside its event loop."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abstractmethod
+    async def send(self, message: Message) -> SendResult:
+        """Deliver one message or raise a ``ProviderError`` subclass."""

@@ -1,0 +1,314 @@
+"""The ``herald`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import redis
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from herald import clock
+from herald.catalog import CatalogError, load_catalog
+from herald.config import get_settings
+from herald.models import CHANNELS, Channel
+from herald.producer import EnqueueResult, Producer
+from herald.queues import ALL_QUEUES, make_celery
+from herald.rendering import Renderer, RenderError
+from herald.samples import sample_context
+from herald.status import StatusError, read_status
+
+app = typer.Typer(
+    help="herald: multi-channel reminder dispatcher (SMS, email, push).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+templates_app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def enqueue(
+    file: Annotated[str, typer.Argument(help="A JSON Lines file of reminders, or - for stdin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one result per line as JSON.")] = False,
+) -> None:
+    """Validate, store and publish reminders from a JSON Lines file (one reminder per line).
+
+    Prints a summary of accepted, duplicate, rejected and conflicting reminders, with the line
+    number, id and reason of each one not accepted. Exits 1 if any was rejected or conflicted.
+    """
+    if file == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        try:
+            lines = Path(file).read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail(f"cannot read {file}: {exc}") from exc
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    parsed: list[tuple[int, Any]] = []
+    results: list[tuple[int, EnqueueResult]] = []
+    for number, line in numbered:
+        try:
+            parsed.append((number, orjson.loads(line)))
+        except orjson.JSONDecodeError as exc:
+            results.append((number, EnqueueResult("rejected", None, _json_error(exc))))
+    producer = Producer()
+    try:
+        with Progress(
+            TextColumn("enqueueing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=as_json,
+            disable=not parsed,
+        ) as progress:
+            task = progress.add_task("enqueue", total=len(parsed))
+            answers = producer.enqueue_many(
+                (obj for _, obj in parsed), progress=lambda n: progress.advance(task, n)
+            )
+    except redis.RedisError as exc:
+        raise _fail(f"cannot reach Redis at {producer.settings.redis_url}: {exc}", 3) from exc
+    finally:
+        producer.close()
+    results.extend(zip((n for n, _ in parsed), answers, strict=True))
+    results.sort(key=lambda item: item[0])
+    if as_json:
+        for number, result in results:
+            out.print_json(data={"line": number, **result.as_dict()}, indent=None)
+    else:
+        _print_enqueue_summary(results)
+    if any(r.status in ("rejected", "conflict") for _, r in results):
+        raise typer.Exit(1)
+
+
+def _json_error(exc: orjson.JSONDecodeError) -> list[Any]:
+    from herald.validation import FieldError
+
+    return [FieldError("", f"not valid JSON: {exc}")]
+
+
+def _print_enqueue_summary(results: list[tuple[int, EnqueueResult]]) -> None:
+    counts = {s: 0 for s in ("accepted", "duplicate", "rejected", "conflict")}
+    for _, result in results:
+        counts[result.status] += 1
+    summary = Table(title="enqueue summary", show_header=True)
+    for status in counts:
+        summary.add_column(status, justify="right")
+    summary.add_row(*(str(v) for v in counts.values()))
+    out.print(summary)
+    problems = [(n, r) for n, r in results if r.status in ("rejected", "conflict")]
+    if problems:
+        table = Table(title="not accepted", show_lines=False)
+        table.add_column("line", justify="right")
+        table.add_column("id")
+        table.add_column("status")
+        table.add_column("reason", overflow="fold")
+        for number, result in problems:
+            table.add_row(str(number), result.id or "-", result.status, result.reason)
+        out.print(table)
+
+
+@app.command()
+def status(
+    reminder_id: Annotated[str, typer.Argument(help="The reminder's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show each channel's state, outcome, reason and times. Exits 1 for an unknown id."""
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        view = read_status(client, reminder_id)
+    except StatusError as exc:
+        if as_json:
+            out.print_json(data={"id": reminder_id, "error": str(exc)})
+        else:
+            err.print(f"{exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except redis.RedisError as exc:
+        raise _fail(f"cannot reach Redis at {settings.redis_url}: {exc}", 3) from exc
+    if as_json:
+        out.print_json(data=view)
+        return
+    out.print(
+        f"reminder [bold]{view['id']}[/bold]  account {view['account_id']}  kind {view['kind']} "
+        f"({view['category']})  accepted {view['accepted_at']}"
+        + (f"  [yellow]cancelled {view['cancelled_at']}[/yellow]" if view["cancelled_at"] else ""),
+        highlight=False,
+    )
+    table = Table()
+    for column in ("channel", "state", "outcome", "reason", "attempts", "updated"):
+        table.add_column(column, overflow="fold")
+    for d in view["deliveries"]:
+        table.add_row(
+            d["channel"],
+            d["state"],
+            d["outcome"] or "-",
+            d["reason"] or "-",
+            str(d["attempts"]),
+            d["updated_at"],
+        )
+    out.print(table)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def worker(ctx: typer.Context) -> None:
+    """Run a Celery worker on every herald queue; other options go to ``celery worker``.
+
+    With no options it uses every core (one process per core, each keeping many deliveries in
+    flight) and sends task events for Flower. Example: herald worker -n sms1@%h -l INFO
+    """
+    defaults = [
+        "-Q",
+        ",".join(ALL_QUEUES),
+        "--concurrency",
+        str(os.cpu_count() or 1),
+        "--task-events",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "INFO",
+    ]
+    argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", *defaults, *ctx.args]
+    os.execv(sys.executable, argv)  # noqa: S606 - becomes the worker process
+
+
+@app.command()
+def scheduler() -> None:
+    """Move deferred deliveries (not_before, retries) back to their queues when they are due."""
+    from herald.scheduler import Scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = get_settings()
+    Scheduler(settings, make_celery(settings)).run_forever()
+
+
+@templates_app.command("check")
+def templates_check() -> None:
+    """Render every template with its kind's example.json and report errors with file and line."""
+    settings = get_settings()
+    try:
+        catalog = load_catalog(settings.templates_dir)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
+    renderer = Renderer(catalog, settings)
+    table = Table(title=f"templates in {settings.templates_dir}")
+    for column in ("kind", "channel", "locale", "encoding", "segments", "characters"):
+        table.add_column(column, justify="right" if column in ("segments", "characters") else "left")
+    errors: list[str] = []
+    count = 0
+    now = clock.now()
+    for spec in catalog.kinds.values():
+        for channel in CHANNELS:
+            for locale in sorted(spec.locales.get(channel, ())):
+                context = renderer.context(sample_context(spec, locale, now), spec.category)
+                try:
+                    rendered = renderer.render(spec.name, channel, context)
+                except RenderError as exc:
+                    errors.append(str(exc))
+                    table.add_row(spec.name, channel, locale, "[red]error[/red]", "-", "-")
+                    continue
+                count += 1
+                seg = rendered.segments
+                chars = sum(len(v) for v in rendered.content().values() if isinstance(v, str))
+                table.add_row(
+                    spec.name,
+                    channel,
+                    locale,
+                    seg.encoding if seg else "-",
+                    str(seg.segments) if seg else "-",
+                    str(seg.characters if seg else chars),
+                )
+    out.print(table)
+    out.print(f"{count} renderings, {len(errors)} errors", highlight=False)
+    for message in errors:
+        err.print(f"[red]error:[/red] {message}", highlight=False)
+    if errors or count == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def preview(
+    kind: Annotated[str, typer.Argument(help="The kind, e.g. overdue_notice.")],
+    channel: Annotated[str, typer.Option("--channel", "-c", help="sms, email or push.")] = "sms",
+    locale: Annotated[str, typer.Option("--locale", "-l", help="e.g. zh-CN or en.")] = "zh-CN",
+    data: Annotated[
+        Path | None, typer.Option("--data", help="A JSON file to use as `data` instead of example.json.")
+    ] = None,
+) -> None:
+    """Print one rendering of a kind on a channel in a locale."""
+    settings = get_settings()
+    if channel not in CHANNELS:
+        raise _fail(f"--channel must be one of {', '.join(CHANNELS)}")
+    try:
+        catalog = load_catalog(settings.templates_dir)
+        spec = catalog.get(kind)
+    except (CatalogError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\"")) from exc
+    sample = sample_context(spec, locale, clock.now())
+    sample["to"] = {**sample["to"], "locale": locale}
+    if data is not None:
+        try:
+            sample["data"] = json.loads(data.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise _fail(f"--data {data}: {exc}") from exc
+    renderer = Renderer(catalog, settings)
+    ch: Channel = channel  # type: ignore[assignment]
+    try:
+        rendered = renderer.render(kind, ch, renderer.context(sample, spec.category))
+    except RenderError as exc:
+        raise _fail(str(exc), 1) from exc
+    out.print(f"[dim]{kind} / {channel} / {rendered.locale}[/dim]", highlight=False)
+    for name, value in rendered.content().items():
+        out.print(f"[bold]{name}:[/bold]", highlight=False)
+        out.print(value, markup=False, highlight=False)
+    if rendered.segments:
+        s = rendered.segments
+        out.print(
+            f"[dim]{s.encoding}, {s.segments} segment(s), {s.characters} characters[/dim]",
+            highlight=False,
+        )
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="Smoke mode: deliver the samples, check, stop, exit.")
+    ] = False,
+    home: Annotated[Path, typer.Option(help="Where Redis data, logs and the outbox live.")] = Path("./var"),
+    redis_port: Annotated[int, typer.Option(help="Port of the embedded redis-server.")] = 6390,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the samples.")] = 60.0,
+) -> None:
+    """Run herald on embedded defaults: its own Redis, the worker, the scheduler and samples."""
+    from herald.runner import Runner
+
+    code = Runner(home=home, redis_port=redis_port, timeout=timeout, console=out).main(once=once)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point of the ``herald`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

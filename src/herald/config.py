@@ -1,0 +1,105 @@
+"""Settings: every HERALD_* environment variable herald reads, with its default.
+
+The README's configuration table is this module in prose; keep them together.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class Settings(BaseSettings):
+    """herald's configuration, read from the environment (prefix ``HERALD_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    templates_dir: Path = Path("./templates")
+    outbox_dir: Path = Path("./var/outbox")
+
+    sms_provider: Literal["outbox", "twilio"] = "outbox"
+    email_provider: Literal["outbox", "smtp"] = "outbox"
+    push_provider: Literal["outbox", "fcm"] = "outbox"
+
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "HERALD_TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "HERALD_TWILIO_AUTH_TOKEN")
+    )
+    twilio_from: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    email_from: str | None = None
+
+    google_application_credentials: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GOOGLE_APPLICATION_CREDENTIALS", "HERALD_GOOGLE_APPLICATION_CREDENTIALS"
+        ),
+    )
+    fcm_project_id: str | None = None
+    fcm_api_base: str = "https://fcm.googleapis.com"
+
+    rate_sms: str = "30/s"
+    rate_email: str = "50/s"
+    rate_push: str = "500/s"
+
+    public_url: str | None = None
+    pay_url: str | None = Field(
+        default=None,
+        description="Payment link shown to borrowers; '{account}' is replaced by the account id.",
+    )
+    lender_name: str = "Herald Credit"
+
+    send_window: str = "08:00-22:00"
+    default_timezone: str = "Asia/Shanghai"
+
+    visibility_timeout: int = Field(default=3600, ge=60)
+    intake_batch: int = Field(default=500, ge=1, le=5000)
+    channel_batch: int = Field(default=100, ge=1, le=1000)
+    in_flight: int = Field(default=200, ge=1, le=10000)
+    retention_days: int = Field(default=7, ge=1)
+    sms_max_segments: int = Field(default=5, ge=1, le=20)
+    events_maxlen: int = Field(default=1_000_000, ge=1000)
+    scheduler_interval: float = Field(default=0.5, gt=0, le=60)
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not _WINDOW.match(value):
+            raise ValueError("must look like 08:00-22:00")
+        return value
+
+    @field_validator("public_url", "pay_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def lease_seconds(self) -> int:
+        """How long a claimed delivery may stay ``sending`` before it is considered in doubt."""
+        return max(30, self.visibility_timeout // 4)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

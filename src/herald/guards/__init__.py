@@ -1,0 +1,24 @@
+"""Send-time guards, in the order of DESIGN.md's flow."""
+
+from __future__ import annotations
+
+from herald.guards.base import Defer, Delivery, Guard, GuardContext, Skip, Verdict
+from herald.guards.cancelled import CancelledGuard
+from herald.guards.expired import ExpiredGuard
+from herald.guards.not_before import NotBeforeGuard
+
+
+def default_guards() -> list[Guard]:
+    """The guards every batch passes through, in order."""
+    return [CancelledGuard(), ExpiredGuard(), NotBeforeGuard()]
+
+
+__all__ = [
+    "Defer",
+    "Delivery",
+    "Guard",
+    "GuardContext",
+    "Skip",
+    "Verdict",
+    "default_guards",
+]

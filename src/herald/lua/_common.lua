@@ -1,0 +1,17 @@
+-- Shared by every herald script (prepended when the script is loaded).
+-- A delivery hash lives at <prefix>d:<delivery key>; the prefix is passed as ARGV[1].
+
+local PENDING = {accepted = true, scheduled = true, retrying = true}
+
+-- Record the final outcome of a delivery and append it to the events stream.
+local function finish(dkey, member, events, deadlines, maxlen, outcome, reason, now, now_iso)
+  redis.call('HSET', dkey, 'state', outcome, 'outcome', outcome, 'reason', reason,
+             'updated_at', now, 'finished_at', now)
+  redis.call('HDEL', dkey, 'token', 'lease_until')
+  redis.call('ZREM', deadlines, member)
+  local f = redis.call('HMGET', dkey, 'reminder_id', 'account_id', 'channel', 'kind', 'category')
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
+             'key', member, 'reminder_id', f[1] or '', 'account_id', f[2] or '',
+             'channel', f[3] or '', 'kind', f[4] or '', 'category', f[5] or '',
+             'outcome', outcome, 'reason', reason, 'at', now_iso)
+end

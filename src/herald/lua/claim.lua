@@ -1,0 +1,26 @@
+-- The decision to send, immediately before the provider call.
+-- KEYS: [1] delivery hash, [2] reminder record, [3] events stream, [4] deadlines zset
+-- ARGV: [1] prefix, [2] delivery key, [3] now (epoch s), [4] now ISO, [5] token,
+--       [6] lease until (epoch s), [7] events maxlen
+-- Returns {verdict, detail}: claimed | missing | not_pending(state) | cancelled | expired |
+-- early(not_before). A cancelled or expired delivery is finished here, atomically.
+local dkey, rkey, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local member, now, now_iso = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local d = redis.call('HMGET', dkey, 'state', 'expires_at', 'not_before')
+if not d[1] then return {'missing', ''} end
+if not PENDING[d[1]] then return {'not_pending', d[1]} end
+if redis.call('HEXISTS', rkey, 'cancelled_at') == 1 then
+  finish(dkey, member, events, deadlines, ARGV[7], 'cancelled', 'withdrawn upstream', now, now_iso)
+  return {'cancelled', ''}
+end
+if d[2] and d[2] ~= '' and now >= tonumber(d[2]) then
+  finish(dkey, member, events, deadlines, ARGV[7], 'expired', 'expired before it could be sent',
+         now, now_iso)
+  return {'expired', ''}
+end
+if d[3] and d[3] ~= '' and now < tonumber(d[3]) then return {'early', d[3]} end
+redis.call('HSET', dkey, 'state', 'sending', 'token', ARGV[5], 'lease_until', ARGV[6],
+           'updated_at', now)
+redis.call('HINCRBY', dkey, 'attempts', 1)
+redis.call('ZADD', deadlines, ARGV[6], member)
+return {'claimed', ''}

@@ -1,0 +1,254 @@
+"""``herald run``: herald for real on embedded defaults.
+
+Starts its own redis-server (own port, own data directory, AOF on), a worker and the
+scheduler; enqueues the sample reminders (built relative to now); shows each sample's outcome
+and what landed in the outbox; then keeps running until Ctrl-C, or, with ``--once``, stops
+everything and exits non-zero on any surprise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from herald import clock
+from herald.catalog import load_catalog
+from herald.config import Settings
+from herald.masking import mask_address
+from herald.producer import Producer
+from herald.samples import sample_reminders
+from herald.status import read_status
+
+FINAL_WAIT_STEP = 0.25
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Runner:
+    """Starts and stops the embedded herald: redis-server, worker, scheduler."""
+
+    def __init__(self, home: Path, redis_port: int, timeout: float, console: Console) -> None:
+        self.home = home.resolve()
+        self.redis_port = redis_port
+        self.timeout = timeout
+        self.console = console
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.env: dict[str, str] = {}
+
+    def say(self, message: str) -> None:
+        """One line of progress."""
+        self.console.print(message, highlight=False)
+
+    def start_redis(self) -> str:
+        """Start redis-server on the chosen (or a free) port; returns its URL."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server is not installed. Install Debian's package "
+                "(apt-get install redis-server) or run ./run.sh, which does it for you."
+            )
+        port = self.redis_port if _port_free(self.redis_port) else _free_port()
+        if port != self.redis_port:
+            self.say(f"port {self.redis_port} is busy; using {port} for redis-server")
+        data = self.home / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        log = open(self.home / "log" / "redis.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(("redis-server", proc))
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server did not start; see {self.home / 'log' / 'redis.log'}"
+                    ) from None
+                time.sleep(0.1)
+        self.say(f"redis-server  {url}  (data in {data}, AOF on)")
+        return url
+
+    def spawn(self, name: str, args: list[str]) -> None:
+        """Start a herald process with the embedded environment, logging to var/log."""
+        log = open(self.home / "log" / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "herald.cli", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append((name, proc))
+        self.say(f"{name:<13} pid {proc.pid}  (log: {self.home / 'log' / f'{name}.log'})")
+
+    def stop(self) -> None:
+        """Stop everything started, herald processes first and redis-server last."""
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.say(f"{name} did not stop in 20 s; killing it")
+                    proc.kill()
+                    proc.wait()
+        self.procs.clear()
+
+    def main(self, once: bool) -> int:
+        """Run; returns the process exit code."""
+        (self.home / "log").mkdir(parents=True, exist_ok=True)
+        outbox = self.home / "outbox"
+
+        def _interrupt(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            url = self.start_redis()
+            self.env = {
+                **os.environ,
+                "HERALD_REDIS_URL": url,
+                "HERALD_OUTBOX_DIR": str(outbox),
+                "HERALD_SMS_PROVIDER": "outbox",
+                "HERALD_EMAIL_PROVIDER": "outbox",
+                "HERALD_PUSH_PROVIDER": "outbox",
+            }
+            self.spawn("worker", ["worker", "-n", "herald@%h", "-l", "INFO"])
+            self.spawn("scheduler", ["scheduler"])
+            code = self.deliver_samples(Settings(redis_url=url, outbox_dir=outbox))
+            if once:
+                return code
+            self.say("\nherald is running. Enqueue more with:")
+            self.say(f"  HERALD_REDIS_URL={url} herald enqueue FILE.jsonl")
+            self.say("Press Ctrl-C to stop everything.")
+            while all(proc.poll() is None for _, proc in self.procs):
+                time.sleep(1)
+            dead = [name for name, proc in self.procs if proc.poll() is not None]
+            self.say(f"[red]{', '.join(dead)} stopped unexpectedly; stopping the rest[/red]")
+            return 1
+        except KeyboardInterrupt:
+            self.say("\nstopping…")
+            return 0
+        except RuntimeError as exc:
+            self.say(f"[red]error:[/red] {exc}")
+            return 2
+        finally:
+            self.stop()
+
+    def deliver_samples(self, settings: Settings) -> int:
+        """Enqueue the samples, wait for their outcomes, show them and the outbox lines."""
+        now = clock.now()
+        catalog = load_catalog(settings.templates_dir)
+        samples = sample_reminders(catalog, now, run_id=now.strftime("%Y%m%dT%H%M%S"))
+        producer = Producer(settings, catalog=catalog)
+        try:
+            results = producer.enqueue_many(samples)
+        finally:
+            producer.close()
+        surprises = [f"{r.id}: {r.status} {r.reason}" for r in results if r.status != "accepted"]
+        self.say(f"enqueued {len(samples)} sample reminders ({sum(r.ok for r in results)} accepted)")
+        ids = [r.id for r in results if r.ok and r.id]
+        client = redis.Redis.from_url(settings.redis_url)
+        views = self._wait_final(client, ids)
+        table = Table(title="sample outcomes")
+        table.add_column("reminder")
+        for channel in ("sms", "email", "push"):
+            table.add_column(channel)
+        for view in views:
+            cells = {d["channel"]: d["outcome"] or d["state"] for d in view["deliveries"]}
+            table.add_row(view["id"], *(cells.get(c, "-") for c in ("sms", "email", "push")))
+            for d in view["deliveries"]:
+                if d["outcome"] != "sent":
+                    surprises.append(f"{d['key']}: {d['outcome'] or d['state']} {d['reason']}")
+        self.console.print(table)
+        self._show_outbox(settings.outbox_dir, set(ids))
+        if surprises:
+            self.say("[red]surprises:[/red]")
+            for line in surprises:
+                self.say(f"  {line}")
+            return 1
+        self.say("[green]every sample delivery was sent to the outbox[/green]")
+        return 0
+
+    def _wait_final(self, client: redis.Redis, ids: list[str]) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            views = [read_status(client, i) for i in ids]
+            pending = [d for v in views for d in v["deliveries"] if not d["outcome"]]
+            if not pending or time.monotonic() > deadline:
+                return views
+            time.sleep(FINAL_WAIT_STEP)
+
+    def _show_outbox(self, outbox: Path, ids: set[str]) -> None:
+        table = Table(title=f"outbox ({outbox})", show_lines=True)
+        table.add_column("channel")
+        table.add_column("to")
+        table.add_column("content", overflow="fold")
+        for channel in ("sms", "email", "push"):
+            path = outbox / f"{channel}.jsonl"
+            if not path.exists():
+                continue
+            for line in path.read_bytes().splitlines():
+                entry = orjson.loads(line)
+                if entry.get("reminder_id") not in ids:
+                    continue
+                content = entry["content"]
+                shown = {
+                    "sms": lambda c: c["text"],
+                    "push": lambda c: f"{c['title']}\n{c['body']}",
+                    "email": lambda c: f"Subject: {c['subject']}\n{c['text'][:160]}…",
+                }[channel](content)
+                table.add_row(channel, mask_address(channel, entry["to"]), shown)
+        self.console.print(table)

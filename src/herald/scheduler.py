@@ -1,0 +1,69 @@
+"""The scheduler: deliveries waiting for a time, moved back to their queues when due.
+
+Waits (``not_before``, retry backoff, and later send windows, caps and rate-limit debt) are
+members of the ``herald:scheduled`` sorted set scored by when they are due, never Celery
+ETAs. ``herald scheduler`` polls it; every guard runs again when the delivery comes back.
+A delivery taken off the set whose publication is lost keeps its entry in
+``herald:deadlines``, so the reconciler can find it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import redis
+from celery import Celery
+
+from herald import clock, store
+from herald.config import Settings
+from herald.fanout import publish_deliveries
+
+log = logging.getLogger("herald.scheduler")
+
+
+class Scheduler:
+    """Moves due deliveries from the scheduled set to their channel queues."""
+
+    def __init__(self, settings: Settings, app: Celery, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.app = app
+        self.redis = client or redis.Redis.from_url(settings.redis_url)
+        self._due = self.redis.register_script(store.script_source("due"))
+        self._stop = threading.Event()
+
+    def tick(self, limit: int = 1000) -> int:
+        """Publish every delivery due now (in rounds of ``limit``); returns how many."""
+        total = 0
+        while True:
+            due = self._due(keys=[store.SCHEDULED], args=[store.PREFIX, clock.time(), limit])
+            keys = [k.decode() for k in due]
+            if keys:
+                publish_deliveries(self.app, keys, self.settings.channel_batch)
+                total += len(keys)
+            if len(keys) < limit:
+                return total
+
+    def stop(self, *_: object) -> None:
+        """Ask the loop to end after the current tick."""
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        """Tick every ``HERALD_SCHEDULER_INTERVAL`` seconds until SIGTERM or SIGINT."""
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        log.info("scheduler started (every %.1fs)", self.settings.scheduler_interval)
+        while not self._stop.is_set():
+            try:
+                moved = self.tick()
+                if moved:
+                    log.info("published %d due deliveries", moved)
+            except redis.RedisError as exc:
+                log.warning("scheduler could not reach Redis: %s", exc)
+            self._stop.wait(self.settings.scheduler_interval)

@@ -1,0 +1,98 @@
+"""Where herald keeps its work in Redis: key names, the Lua scripts, and readers.
+
+Keys (all under ``herald:``):
+
+| key | type | holds |
+| --- | --- | --- |
+| ``herald:r:<reminder id>`` | hash | the reminder body, its digest, category, times, cancellation |
+| ``herald:d:<reminder id>:<channel>`` | hash | one delivery's state, outcome, reason, times, lease |
+| ``herald:events`` | stream | one entry per outcome (trimmed to ``HERALD_EVENTS_MAXLEN``) |
+| ``herald:scheduled`` | sorted set | deliveries waiting for a time, scored by when they are due |
+| ``herald:deadlines`` | sorted set | unfinished deliveries, scored by when they should have moved on |
+
+Records and states expire ``HERALD_RETENTION_DAYS`` after their reminder expires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+PREFIX = "herald:"
+EVENTS = PREFIX + "events"
+SCHEDULED = PREFIX + "scheduled"
+DEADLINES = PREFIX + "deadlines"
+SCRIPTS = ("intake", "claim", "settle", "defer", "due")
+
+
+def reminder_key(reminder_id: str) -> str:
+    """The Redis key of a reminder's record."""
+    return f"{PREFIX}r:{reminder_id}"
+
+
+def delivery_redis_key(delivery: str) -> str:
+    """The Redis key of a delivery's state hash, from its delivery key."""
+    return f"{PREFIX}d:{delivery}"
+
+
+@cache
+def script_source(name: str) -> str:
+    """The Lua source of one script, with the shared prelude in front."""
+    if name not in SCRIPTS:
+        raise KeyError(name)
+    lua = resources.files("herald") / "lua"
+    common = (lua / "_common.lua").read_text("utf-8")
+    return common + "\n" + (lua / f"{name}.lua").read_text("utf-8")
+
+
+def iso(ts: float | str | None) -> str:
+    """An epoch time as ISO-8601 UTC (empty for none)."""
+    if ts in (None, ""):
+        return ""
+    return datetime.fromtimestamp(float(ts), tz=UTC).isoformat(timespec="milliseconds")  # type: ignore[arg-type]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
+    """A hash as read from Redis, with bytes decoded."""
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """What ``herald status`` and the API show of one delivery."""
+
+    key: str
+    channel: str
+    state: str
+    outcome: str
+    reason: str
+    attempts: int
+    accepted_at: str
+    updated_at: str
+    finished_at: str
+    not_before: str
+    expires_at: str
+
+    @classmethod
+    def from_hash(cls, key: str, h: dict[str, str]) -> DeliveryView:
+        """Build the view from a delivery's decoded hash."""
+        return cls(
+            key=key,
+            channel=h.get("channel", ""),
+            state=h.get("state", ""),
+            outcome=h.get("outcome", ""),
+            reason=h.get("reason", ""),
+            attempts=int(h.get("attempts", "0") or 0),
+            accepted_at=iso(h.get("accepted_at")),
+            updated_at=iso(h.get("updated_at")),
+            finished_at=iso(h.get("finished_at")),
+            not_before=iso(h.get("not_before")),
+            expires_at=iso(h.get("expires_at")),
+        )

@@ -1,0 +1,105 @@
+"""Turning untrusted input into a ``Reminder``, with one clear error per bad field.
+
+The model checks each field; this module adds the rules that need the catalog or the clock
+(the kind exists and has a template for each channel, each channel has its address, the
+times make sense) and formats every error as ``field: message``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from herald.catalog import Catalog
+from herald.models import Reminder
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of a reminder; ``field`` is a dotted path."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class ReminderInvalid(ValueError):
+    """A reminder that cannot be accepted, with every field error found."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    msg = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "is not a field of a reminder"
+    if error["type"] == "missing":
+        return "is required"
+    return msg.removeprefix("Value error, ")
+
+
+def from_validation_error(exc: ValidationError) -> list[FieldError]:
+    """Pydantic's errors as ``FieldError`` values."""
+    return [FieldError(_field_path(tuple(e["loc"])), _message(e)) for e in exc.errors()]
+
+
+_ADDRESS = {"sms": "to.phone", "email": "to.email", "push": "to.push_tokens"}
+
+
+def _cross_checks(reminder: Reminder, catalog: Catalog, now: datetime) -> list[FieldError]:
+    errors: list[FieldError] = []
+    spec = catalog.kinds.get(reminder.kind)
+    if spec is None:
+        known = ", ".join(sorted(catalog.kinds))
+        errors.append(FieldError("kind", f"unknown kind {reminder.kind!r} (known: {known})"))
+    for index, channel in enumerate(reminder.channels):
+        address = {
+            "sms": reminder.to.phone,
+            "email": reminder.to.email,
+            "push": reminder.to.push_tokens,
+        }[channel]
+        if not address:
+            errors.append(FieldError(_ADDRESS[channel], f"is required for channel {channel}"))
+        if spec is not None and channel not in spec.locales:
+            errors.append(FieldError(f"channels[{index}]", f"kind {spec.name} has no {channel} template"))
+    if reminder.expires_at is not None:
+        if reminder.expires_at <= now:
+            errors.append(FieldError("expires_at", "is already in the past"))
+        if reminder.not_before is not None and reminder.expires_at <= reminder.not_before:
+            errors.append(FieldError("expires_at", "must be later than not_before"))
+    return errors
+
+
+def parse_reminder(raw: Reminder | Mapping[str, Any], catalog: Catalog, now: datetime) -> Reminder:
+    """Validate ``raw`` completely or raise ``ReminderInvalid`` naming every bad field."""
+    if isinstance(raw, Reminder):
+        reminder = raw
+    elif not isinstance(raw, Mapping):
+        raise ReminderInvalid([FieldError("", "a reminder must be a JSON object")])
+    else:
+        try:
+            reminder = Reminder.model_validate(raw)
+        except ValidationError as exc:
+            raise ReminderInvalid(from_validation_error(exc)) from None
+    errors = _cross_checks(reminder, catalog, now)
+    if errors:
+        raise ReminderInvalid(errors)
+    return reminder
