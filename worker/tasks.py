@@ -53,7 +53,7 @@ def deliver(channel: str, keys: list[str]) -> None:
     rt = runtime()
     settings = rt.settings
     report = loop_thread().run(
-        process_batch(rt, channel, [str(k) for k in keys]),  # type: ignore[arg-type]
+        process_batch(rt, channel, [str(k) for k in keys]),
         timeout=settings.visibility_timeout / 4,
     )
     if report.dropped:

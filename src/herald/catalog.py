@@ -69,7 +69,7 @@ def _load_kind(folder: Path) -> KindSpec:
         meta = tomllib.loads(toml_path.read_text("utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CatalogError(f"{toml_path}: {exc}") from exc
-    category = meta.get("category")
+    category: Category = meta.get("category")  # type: ignore[assignment]
     if category not in get_args(Category):
         raise CatalogError(f"{toml_path}: category must be one of {get_args(Category)}")
     hours = meta.get("default_expiry_hours", 72)

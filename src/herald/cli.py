@@ -109,11 +109,10 @@ def _print_enqueue_summary(results: list[tuple[int, EnqueueResult]]) -> None:
     counts = {s: 0 for s in ("accepted", "duplicate", "rejected", "conflict")}
     for _, result in results:
         counts[result.status] += 1
-    summary = Table(title="enqueue summary", show_header=True)
-    for status in counts:
-        summary.add_column(status, justify="right")
-    summary.add_row(*(str(v) for v in counts.values()))
-    out.print(summary)
+    out.print(
+        ", ".join(f"[bold]{count}[/bold] {status}" for status, count in counts.items()),
+        highlight=False,
+    )
     problems = [(n, r) for n, r in results if r.status in ("rejected", "conflict")]
     if problems:
         table = Table(title="not accepted", show_lines=False)
@@ -272,7 +271,7 @@ def preview(
         except (OSError, ValueError) as exc:
             raise _fail(f"--data {data}: {exc}") from exc
     renderer = Renderer(catalog, settings)
-    ch: Channel = channel  # type: ignore[assignment]
+    ch: Channel = channel
     try:
         rendered = renderer.render(kind, ch, renderer.context(sample, spec.category))
     except RenderError as exc:

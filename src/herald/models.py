@@ -164,7 +164,7 @@ def split_delivery_key(key: str) -> tuple[str, Channel]:
     reminder_id, _, channel = key.rpartition(":")
     if not reminder_id or channel not in CHANNELS or not re.match(ID_PATTERN, reminder_id):
         raise ValueError(f"not a delivery key: {key!r}")
-    return reminder_id, channel  # type: ignore[return-value]
+    return reminder_id, channel
 
 
 def parse_time(value: str | None) -> datetime | None:

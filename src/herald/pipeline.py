@@ -239,20 +239,20 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
     if not messages:
         return report
     by_key = {d.key: d for d in batch}
-    verdicts = await claim(rt, [by_key[m.key] for m in messages])
+    claims = await claim(rt, [by_key[m.key] for m in messages])
     claimed: list[tuple[Message, str]] = []
     early: list[tuple[str, float, str, str]] = []
     for m in messages:
-        verdict, token = verdicts[m.key]
-        if verdict == "claimed":
+        answer, token = claims[m.key]
+        if answer == "claimed":
             claimed.append((m, token))
-        elif verdict in ("cancelled", "expired"):
-            report.outcomes[m.key] = verdict
-        elif verdict == "early":
+        elif answer in ("cancelled", "expired"):
+            report.outcomes[m.key] = answer
+        elif answer == "early":
             start = by_key[m.key].time("not_before") or clock.time()
             early.append((m.key, start, "not before its time (at claim)", ""))
         else:
-            report.dropped[m.key] = f"claim refused: {verdict}"
+            report.dropped[m.key] = f"claim refused: {answer}"
 
     sent = await asyncio.gather(*(_send_one(rt, m, token) for m, token in claimed))
     finals = [(k, o, r, t, e) for k, o, r, t, e, _ in sent if o is not None]

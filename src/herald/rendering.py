@@ -35,8 +35,9 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, pass_context
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from herald.catalog import Catalog
 from herald.config import Settings

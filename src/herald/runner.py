@@ -245,10 +245,11 @@ class Runner:
                 if entry.get("reminder_id") not in ids:
                     continue
                 content = entry["content"]
-                shown = {
-                    "sms": lambda c: c["text"],
-                    "push": lambda c: f"{c['title']}\n{c['body']}",
-                    "email": lambda c: f"Subject: {c['subject']}\n{c['text'][:160]}…",
-                }[channel](content)
+                if channel == "sms":
+                    shown = content["text"]
+                elif channel == "push":
+                    shown = f"{content['title']}\n{content['body']}"
+                else:
+                    shown = f"Subject: {content['subject']}\n{content['text'][:160]}…"
                 table.add_row(channel, mask_address(channel, entry["to"]), shown)
         self.console.print(table)

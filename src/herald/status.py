@@ -16,9 +16,7 @@ class StatusError(LookupError):
 
 def read_status(client: redis.Redis, reminder_id: str) -> dict[str, Any]:
     """The reminder's record and each delivery's state, outcome, reason and times."""
-    record = store.decode_hash(
-        client.hgetall(store.reminder_key(reminder_id))  # type: ignore[arg-type]
-    )
+    record = store.decode_hash(client.hgetall(store.reminder_key(reminder_id)))
     if not record:
         raise StatusError(f"no reminder with id {reminder_id!r} (never accepted, or expired)")
     channels = [c for c in record.get("channels", "").split(",") if c]

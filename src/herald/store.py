@@ -52,7 +52,7 @@ def iso(ts: float | str | None) -> str:
     """An epoch time as ISO-8601 UTC (empty for none)."""
     if ts in (None, ""):
         return ""
-    return datetime.fromtimestamp(float(ts), tz=UTC).isoformat(timespec="milliseconds")  # type: ignore[arg-type]
+    return datetime.fromtimestamp(float(ts), tz=UTC).isoformat(timespec="milliseconds")
 
 
 def _text(value: Any) -> str:

@@ -88,6 +88,23 @@ def _cross_checks(reminder: Reminder, catalog: Catalog, now: datetime) -> list[F
     return errors
 
 
+def _raw_checks(raw: Mapping[str, Any], catalog: Catalog, reported: set[str]) -> list[FieldError]:
+    """The catalog and address rules, on input the model refused, so every error shows at once."""
+    errors: list[FieldError] = []
+    kind = raw.get("kind")
+    if "kind" not in reported and isinstance(kind, str) and kind not in catalog.kinds:
+        known = ", ".join(sorted(catalog.kinds))
+        errors.append(FieldError("kind", f"unknown kind {kind!r} (known: {known})"))
+    to = raw.get("to")
+    channels = raw.get("channels")
+    if isinstance(to, Mapping) and isinstance(channels, list):
+        for channel in channels:
+            field = _ADDRESS.get(channel) if isinstance(channel, str) else None
+            if field and field not in reported and not to.get(field.removeprefix("to.")):
+                errors.append(FieldError(field, f"is required for channel {channel}"))
+    return errors
+
+
 def parse_reminder(raw: Reminder | Mapping[str, Any], catalog: Catalog, now: datetime) -> Reminder:
     """Validate ``raw`` completely or raise ``ReminderInvalid`` naming every bad field."""
     if isinstance(raw, Reminder):
@@ -98,7 +115,8 @@ def parse_reminder(raw: Reminder | Mapping[str, Any], catalog: Catalog, now: dat
         try:
             reminder = Reminder.model_validate(raw)
         except ValidationError as exc:
-            raise ReminderInvalid(from_validation_error(exc)) from None
+            errors = from_validation_error(exc)
+            raise ReminderInvalid(errors + _raw_checks(raw, catalog, {e.field for e in errors})) from None
     errors = _cross_checks(reminder, catalog, now)
     if errors:
         raise ReminderInvalid(errors)

@@ -25,9 +25,7 @@ HAN = "中"  # BMP, not GSM: one UTF-16 code unit
 
 
 def test_empty_text_is_one_gsm_segment_with_no_characters() -> None:
-    assert count_segments("") == SegmentCount(
-        encoding="GSM-7", segments=1, characters=0, units=0, non_gsm=()
-    )
+    assert count_segments("") == SegmentCount(encoding="GSM-7", segments=1, characters=0, units=0, non_gsm=())
 
 
 # --- the alphabets ------------------------------------------------------------------------
@@ -57,9 +55,7 @@ def test_extension_character_pushes_159_septets_past_a_single_message(ch: str) -
     assert count_segments("a" * 159 + ch).segments == 2  # 161 septets
 
 
-@pytest.mark.parametrize(
-    "ch", ["é", "¥", "Ç", "Ø", "Δ", "Ω", "ß", "ñ", "¿", "§", "@", "_", "\r", "\n"]
-)
+@pytest.mark.parametrize("ch", ["é", "¥", "Ç", "Ø", "Δ", "Ω", "ß", "ñ", "¿", "§", "@", "_", "\r", "\n"])
 def test_characters_in_the_gsm_alphabet_keep_gsm7(ch: str) -> None:
     assert count_segments("Pay " + ch * 3).encoding == "GSM-7"
 

@@ -127,9 +127,7 @@ def _generated_cases(seed: int = SEED) -> list[str]:
     for k in range(1, 4):
         for _ in range(4):
             head = _ucs2_text(rng, 67 * k - 1, {"han": 2.0, "basic": 1.0})
-            cases.append(
-                head + rng.choice(EMOJI) + _ucs2_text(rng, rng.randrange(1, 70), {"han": 1.0})
-            )
+            cases.append(head + rng.choice(EMOJI) + _ucs2_text(rng, rng.randrange(1, 70), {"han": 1.0}))
             head = _gsm7_text(rng, 153 * k - 1, 0.1)
             cases.append(head + rng.choice(EXTENSION) + _gsm7_text(rng, rng.randrange(1, 160), 0.1))
     return cases
