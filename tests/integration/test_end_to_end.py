@@ -28,12 +28,15 @@ def test_one_outbox_line_per_channel_with_rendered_content(system: Herald) -> No
     assert sms[0]["to"] == "+8613800138000"
     assert sms[0]["key"] == f"{reminder['id']}:sms"
     text = sms[0]["content"]["text"]
-    assert "¥1,234.50" in text and "回复TD退订" in text and "?" not in text
+    assert "¥1,234.50" in text
+    assert "回复TD退订" in text
+    assert "?" not in text
     assert email[0]["to"] == "li.wei@example.cn"
     assert email[0]["content"]["subject"]
     assert "¥1,234.50" in email[0]["content"]["html"]
     assert push[0]["to"] == ["device-token-0001"]
-    assert push[0]["content"]["title"] and push[0]["content"]["body"]
+    assert push[0]["content"]["title"]
+    assert push[0]["content"]["body"]
 
 
 def test_outcomes_are_appended_to_the_events_stream(system: Herald) -> None:

@@ -73,16 +73,19 @@ def test_enqueue_command_summarises_and_lists_the_lines_not_accepted(system: Her
     done = system.cli("enqueue", str(path))
     assert done.returncode == 1, done.stderr
     out = " ".join(done.stdout.split())
-    assert "accepted" in out and "duplicate" in out
+    assert "accepted" in out
+    assert "duplicate" in out
     assert "1 accepted, 1 duplicate, 2 rejected, 1 conflict" in out
-    assert "to.timezone" in out and invalid["id"] in out
+    assert "to.timezone" in out
+    assert invalid["id"] in out
     assert "not valid JSON" in out
     assert "different reminder" in out
 
     as_json = system.cli("enqueue", "--json", "-", input=orjson.dumps(make_reminder()).decode())
     assert as_json.returncode == 0, as_json.stderr
     (answer,) = [json.loads(line) for line in as_json.stdout.splitlines() if line.strip()]
-    assert answer["status"] == "accepted" and answer["line"] == 1
+    assert answer["status"] == "accepted"
+    assert answer["line"] == 1
 
 
 def test_status_command(system: Herald) -> None:
@@ -99,7 +102,8 @@ def test_status_command(system: Herald) -> None:
     assert all(d["finished_at"] for d in view["deliveries"])
 
     table = system.cli("status", reminder["id"])
-    assert table.returncode == 0 and "sent" in table.stdout
+    assert table.returncode == 0
+    assert "sent" in table.stdout
 
     unknown = system.cli("status", "no-such-reminder")
     assert unknown.returncode == 1
