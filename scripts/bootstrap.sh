@@ -1,0 +1,60 @@
+# Sourced by ./run.sh and ./test.sh: make this machine able to run herald.
+# Installs what is missing (Debian's redis-server, a Python virtual environment with herald
+# and its dependencies, Node packages for the SMS segment oracle) and says clearly what it
+# cannot do.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 2; }
+
+apt_install() {
+  local packages=("$@")
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing ${packages[*]} (Debian packages)"
+    if [ -z "${HERALD_APT_UPDATED:-}" ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
+      export HERALD_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null \
+      || die "apt-get install ${packages[*]} failed"
+  elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+    say "installing ${packages[*]} with sudo"
+    sudo apt-get update -qq >/dev/null && sudo apt-get install -y -qq "${packages[@]}" >/dev/null \
+      || die "sudo apt-get install ${packages[*]} failed"
+  else
+    die "${packages[*]} not found and cannot be installed here: install it with your package manager"
+  fi
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v redis-server >/dev/null || die "redis-server is still missing after installing it"
+}
+
+ensure_venv() {
+  local python="${HERALD_PYTHON:-python3}"
+  command -v "$python" >/dev/null || die "python3 (3.11 or newer) is required"
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "Python 3.11 or newer is required ($("$python" --version 2>&1) found)"
+  if [ ! -x .venv/bin/python ]; then
+    say "creating the virtual environment in .venv"
+    "$python" -m venv .venv || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+  fi
+  local stamp=.venv/.herald-installed
+  local want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing herald and its dependencies into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    .venv/bin/python -c 'import herald, worker, celery' || die "installing herald into .venv failed"
+    echo "$want" > "$stamp"
+  fi
+}
+
+ensure_oracle() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d tests/oracle/node_modules/sms-segments-calculator ]; then
+    say "installing the SMS segment oracle (npm)"
+    npm ci --prefix tests/oracle --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci failed"
+  fi
+}
