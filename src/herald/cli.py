@@ -279,7 +279,7 @@ def preview(
     out.print(f"[dim]{kind} / {channel} / {rendered.locale}[/dim]", highlight=False)
     for name, value in rendered.content().items():
         out.print(f"[bold]{name}:[/bold]", highlight=False)
-        out.print(value, markup=False, highlight=False)
+        out.print(value, markup=False, highlight=False, soft_wrap=True)
     if rendered.segments:
         s = rendered.segments
         out.print(

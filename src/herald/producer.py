@@ -22,7 +22,7 @@ from celery import Celery
 from herald import clock, store
 from herald.catalog import Catalog, cached_catalog
 from herald.config import Settings, get_settings
-from herald.models import PENDING_STATES, Reminder, State, delivery_key
+from herald.models import Reminder, State, delivery_key
 from herald.queues import INTAKE, TASK_INTAKE, make_celery
 from herald.validation import FieldError, ReminderInvalid, parse_reminder
 
@@ -227,4 +227,4 @@ def enqueue_many(reminders: Iterable[Reminder | Mapping[str, Any]]) -> list[Enqu
     return default_producer().enqueue_many(reminders)
 
 
-__all__ = ["PENDING_STATES", "EnqueueResult", "Producer", "enqueue", "enqueue_many"]
+__all__ = ["EnqueueResult", "Producer", "enqueue", "enqueue_many"]

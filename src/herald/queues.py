@@ -48,7 +48,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "event_serializer": "json",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "task_retry_on_worker_lost": True,
+        # Celery's retry-on-worker-lost re-publishes with a countdown (an ETA): never used.
+        "task_retry_on_worker_lost": False,
         "worker_prefetch_multiplier": 1,
         "worker_send_task_events": True,
         "task_send_sent_event": True,

@@ -202,8 +202,12 @@ class Renderer:
             raise RenderError(f"{template.name}: has no {{% block {block} %}}")
         try:
             return "".join(template.blocks[block](template.new_context(context))).strip()
-        except Exception as exc:  # a template may raise anything; report it, never crash
-            raise _explain(exc, str(template.name)) from exc
+        except Exception:  # a template may raise anything; report it, never crash
+            try:  # point the traceback at template lines, as Template.render does
+                self.env.handle_exception()
+            except Exception as exc:
+                raise _explain(exc, str(template.name)) from exc
+            raise
 
     def _whole(self, template: Template, context: dict[str, Any]) -> str:
         try:

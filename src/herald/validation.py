@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from herald.catalog import Catalog
 from herald.models import Reminder
@@ -50,7 +50,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 def _message(error: Mapping[str, Any]) -> str:
     msg = str(error["msg"])
     if error["type"] == "extra_forbidden":
-        return "is not a field of a reminder"
+        return "is not a known field"
     if error["type"] == "missing":
         return "is required"
     return msg.removeprefix("Value error, ")
@@ -80,15 +80,34 @@ def _cross_checks(reminder: Reminder, catalog: Catalog, now: datetime) -> list[F
             errors.append(FieldError(_ADDRESS[channel], f"is required for channel {channel}"))
         if spec is not None and channel not in spec.locales:
             errors.append(FieldError(f"channels[{index}]", f"kind {spec.name} has no {channel} template"))
-    if reminder.expires_at is not None:
-        if reminder.expires_at <= now:
+    return errors + _time_checks(reminder.not_before, reminder.expires_at, now)
+
+
+def _time_checks(not_before: datetime | None, expires_at: datetime | None, now: datetime) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if expires_at is not None:
+        if expires_at <= now:
             errors.append(FieldError("expires_at", "is already in the past"))
-        if reminder.not_before is not None and reminder.expires_at <= reminder.not_before:
+        if not_before is not None and expires_at <= not_before:
             errors.append(FieldError("expires_at", "must be later than not_before"))
     return errors
 
 
-def _raw_checks(raw: Mapping[str, Any], catalog: Catalog, reported: set[str]) -> list[FieldError]:
+_AWARE: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _raw_time(raw: Mapping[str, Any], name: str, reported: set[str]) -> datetime | None:
+    if name in reported or raw.get(name) is None:
+        return None
+    try:
+        return _AWARE.validate_python(raw[name])
+    except ValidationError:
+        return None
+
+
+def _raw_checks(
+    raw: Mapping[str, Any], catalog: Catalog, now: datetime, reported: set[str]
+) -> list[FieldError]:
     """The catalog and address rules, on input the model refused, so every error shows at once."""
     errors: list[FieldError] = []
     kind = raw.get("kind")
@@ -102,7 +121,8 @@ def _raw_checks(raw: Mapping[str, Any], catalog: Catalog, reported: set[str]) ->
             field = _ADDRESS.get(channel) if isinstance(channel, str) else None
             if field and field not in reported and not to.get(field.removeprefix("to.")):
                 errors.append(FieldError(field, f"is required for channel {channel}"))
-    return errors
+    times = _time_checks(_raw_time(raw, "not_before", reported), _raw_time(raw, "expires_at", reported), now)
+    return errors + [e for e in times if e.field not in reported]
 
 
 def parse_reminder(raw: Reminder | Mapping[str, Any], catalog: Catalog, now: datetime) -> Reminder:
@@ -116,7 +136,9 @@ def parse_reminder(raw: Reminder | Mapping[str, Any], catalog: Catalog, now: dat
             reminder = Reminder.model_validate(raw)
         except ValidationError as exc:
             errors = from_validation_error(exc)
-            raise ReminderInvalid(errors + _raw_checks(raw, catalog, {e.field for e in errors})) from None
+            raise ReminderInvalid(
+                errors + _raw_checks(raw, catalog, now, {e.field for e in errors})
+            ) from None
     errors = _cross_checks(reminder, catalog, now)
     if errors:
         raise ReminderInvalid(errors)
