@@ -9,9 +9,7 @@ everything and exits non-zero on any surprise.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,27 +25,13 @@ from rich.table import Table
 from herald import clock
 from herald.catalog import load_catalog
 from herald.config import Settings
+from herald.embedded import EmbeddedRedisError, free_port, port_free, start_redis
 from herald.masking import mask_address
 from herald.producer import Producer
 from herald.samples import sample_reminders
 from herald.status import read_status
 
 FINAL_WAIT_STEP = 0.25
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Runner:
@@ -67,56 +51,13 @@ class Runner:
 
     def start_redis(self) -> str:
         """Start redis-server on the chosen (or a free) port; returns its URL."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "redis-server is not installed. Install Debian's package "
-                "(apt-get install redis-server) or run ./run.sh, which does it for you."
-            )
-        port = self.redis_port if _port_free(self.redis_port) else _free_port()
+        port = self.redis_port if port_free(self.redis_port) else free_port()
         if port != self.redis_port:
             self.say(f"port {self.redis_port} is busy; using {port} for redis-server")
         data = self.home / "redis"
-        data.mkdir(parents=True, exist_ok=True)
-        log = open(self.home / "log" / "redis.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(data),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = start_redis(port, data, self.home / "log" / "redis.log")
         self.procs.append(("redis-server", proc))
         url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server did not start; see {self.home / 'log' / 'redis.log'}"
-                    ) from None
-                time.sleep(0.1)
         self.say(f"redis-server  {url}  (data in {data}, AOF on)")
         return url
 
@@ -181,7 +122,7 @@ class Runner:
         except KeyboardInterrupt:
             self.say("\nstopping…")
             return 0
-        except RuntimeError as exc:
+        except (RuntimeError, EmbeddedRedisError) as exc:
             self.say(f"[red]error:[/red] {exc}")
             return 2
         finally:

@@ -9,9 +9,7 @@ each other's work.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,18 +25,13 @@ import pytest
 import redis
 
 from herald.config import Settings
+from herald.embedded import EmbeddedRedisError, free_port, start_redis
 from herald.producer import Producer
 
 pytestmark = pytest.mark.integration
 
 READY_TIMEOUT = 60.0
 OUTCOME_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -165,42 +158,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run ./test.sh, which installs it")
     data = tmp_path_factory.mktemp("redis")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data),
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-            "--daemonize",
-            "no",
-        ],
-        stdout=(data / "redis.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def ping() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            assert proc.poll() is None, "redis-server exited at start"
-            return False
-
-    wait_until(ping, 15, "redis-server")
-    yield url
+    try:
+        proc = start_redis(port, data, data / "redis.log")
+    except EmbeddedRedisError as exc:
+        pytest.fail(str(exc))
+    yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)
 
