@@ -18,6 +18,8 @@ from rich.table import Table
 
 from herald import clock
 from herald.catalog import CatalogError, load_catalog
+from herald.commands import deadletter as deadletter_commands
+from herald.commands import optout as optout_commands
 from herald.config import get_settings
 from herald.models import CHANNELS, Channel
 from herald.producer import EnqueueResult, Producer
@@ -34,6 +36,8 @@ app = typer.Typer(
 )
 templates_app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
+app.add_typer(optout_commands.app, name="optout")
+app.add_typer(deadletter_commands.app, name="deadletter")
 
 out = Console()
 err = Console(stderr=True)
@@ -199,6 +203,25 @@ def scheduler() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = get_settings()
     Scheduler(settings, make_celery(settings)).run_forever()
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (HERALD_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (HERALD_API_PORT).")] = None,
+) -> None:
+    """Run the HTTP API (provider webhooks, unsubscribe links, health) on uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "herald.api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+        proxy_headers=True,
+    )
 
 
 @templates_app.command("check")

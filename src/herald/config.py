@@ -36,6 +36,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "HERALD_TWILIO_AUTH_TOKEN")
     )
     twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
 
     smtp_host: str | None = None
@@ -43,6 +44,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_ca_file: Path | None = None
+    smtp_pool: int = Field(default=8, ge=1, le=100)
     email_from: str | None = None
 
     google_application_credentials: Path | None = Field(
@@ -59,6 +62,7 @@ class Settings(BaseSettings):
     rate_push: str = "500/s"
 
     public_url: str | None = None
+    secret_key: SecretStr | None = None
     pay_url: str | None = Field(
         default=None,
         description="Payment link shown to borrowers; '{account}' is replaced by the account id.",
@@ -77,6 +81,17 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(default=1_000_000, ge=1000)
     scheduler_interval: float = Field(default=0.5, gt=0, le=60)
 
+    connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    provider_timeout: float = Field(default=15.0, gt=0, le=300)
+    quick_attempts: int = Field(default=3, ge=1, le=10)
+    quick_max_seconds: float = Field(default=8.0, ge=0, le=120)
+    retry_base: float = Field(default=30.0, gt=0)
+    retry_max_delay: float = Field(default=1800.0, gt=0)
+    retry_deadline: float = Field(default=6 * 3600.0, gt=0)
+    in_doubt_categories: str = "collection,agreement,transactional"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
     @field_validator("send_window")
     @classmethod
     def _window(cls, value: str) -> str:
@@ -92,6 +107,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("in_doubt_categories")
+    @classmethod
+    def _categories(cls, value: str) -> str:
+        known = {"collection", "agreement", "transactional"}
+        names = {c.strip() for c in value.split(",") if c.strip()}
+        if names - known:
+            raise ValueError(f"unknown categories {sorted(names - known)}; known: {sorted(known)}")
+        return ",".join(sorted(names))
+
+    def in_doubt_for(self, category: str) -> bool:
+        """Whether an ambiguous provider failure of this category ends ``in_doubt`` (else resent)."""
+        return category in self.in_doubt_categories.split(",")
 
     @property
     def lease_seconds(self) -> int:

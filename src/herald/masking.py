@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+_PHONE = re.compile(r"\+\d{8,15}")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
 
 def mask_phone(phone: str | None) -> str:
     """Keep the country code and carrier prefix and the last four digits."""
@@ -35,3 +40,9 @@ def mask_address(channel: str, address: str | list[str] | None) -> str:
         return mask_email(address if isinstance(address, str) else None)
     tokens = address if isinstance(address, list) else []
     return ",".join(mask_token(t) for t in tokens)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every phone number and email address in it masked (for reasons and logs)."""
+    text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    return _EMAIL.sub(lambda m: mask_email(m.group(0)), text)

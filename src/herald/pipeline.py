@@ -2,7 +2,8 @@
 
 Everything before the claim is a pre-filter; the claim (one atomic Lua call per delivery,
 immediately before the provider call) is the decision. Redis calls are pipelined per batch.
-Each delivery keeps its own outcome: one delivery's failure never affects another's.
+Each delivery keeps its own outcome, retries and state: one delivery's failure never affects
+another's.
 """
 
 from __future__ import annotations
@@ -14,22 +15,47 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from herald import clock, store
+from herald import clock, optouts, store
 from herald.channels.base import (
     AmbiguousError,
     Message,
     PermanentError,
+    Provider,
     RecipientOptedOut,
     RetryableError,
+    SendResult,
 )
 from herald.guards import Defer, Delivery, GuardContext, Skip
+from herald.links import unsubscribe_url
+from herald.masking import mask_address
 from herald.models import PENDING_STATES, Channel, Outcome, split_delivery_key
 from herald.rendering import RenderError
+from herald.retry import next_delay, quick_retrying
 from herald.runtime import Runtime
 
 log = logging.getLogger("herald.pipeline")
 
-RETRY_DELAY = 60.0  # until the retry policy of the real providers lands
+
+@dataclass(frozen=True)
+class Finish:
+    """Record ``outcome`` on a delivery (``token`` when it was claimed)."""
+
+    key: str
+    outcome: Outcome
+    reason: str = ""
+    token: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Later:
+    """Set a delivery aside until ``until``, waiting in ``state`` (scheduled or retrying)."""
+
+    key: str
+    until: float
+    reason: str
+    token: str = ""
+    state: str = "scheduled"
 
 
 @dataclass
@@ -39,15 +65,6 @@ class BatchReport:
     outcomes: dict[str, str] = field(default_factory=dict)
     deferred: dict[str, float] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
-
-
-def _address(delivery: Delivery) -> str | list[str]:
-    to = delivery.reminder.get("to", {})
-    if delivery.channel == "sms":
-        return str(to.get("phone", ""))
-    if delivery.channel == "email":
-        return str(to.get("email", ""))
-    return list(to.get("push_tokens", []))
 
 
 async def load(rt: Runtime, channel: Channel, keys: list[str], report: BatchReport) -> list[Delivery]:
@@ -86,45 +103,34 @@ async def load(rt: Runtime, channel: Channel, keys: list[str], report: BatchRepo
     return batch
 
 
-async def settle(rt: Runtime, items: list[tuple[str, Outcome, str, str, dict[str, str]]]) -> list[bool]:
-    """Record outcomes: (key, outcome, reason, token, extra fields), pipelined."""
+async def settle(rt: Runtime, items: list[Finish]) -> list[bool]:
+    """Record outcomes, pipelined; True where recorded (False: the delivery had moved on)."""
     now = clock.time()
     now_iso = store.iso(now)
     script = rt.scripts["settle"]
+    keys_after = [store.EVENTS, store.DEADLINES, store.DEADLETTER]
     async with rt.redis.pipeline(transaction=False) as pipe:
-        for key, outcome, reason, token, extra in items:
-            flat = [v for pair in extra.items() for v in pair]
-            await script(
-                keys=[store.delivery_redis_key(key), store.EVENTS, store.DEADLINES],
-                args=[
-                    store.PREFIX,
-                    key,
-                    now,
-                    now_iso,
-                    rt.settings.events_maxlen,
-                    outcome.value,
-                    reason[:500],
-                    token,
-                    *flat,
-                ],
-                client=pipe,
-            )
+        for f in items:
+            flat = [v for pair in f.extra.items() for v in pair]
+            args: list[str | float] = [store.PREFIX, f.key, now, now_iso, rt.settings.events_maxlen]
+            args += [f.outcome.value, f.reason[:500], f.token, *flat]
+            await script(keys=[store.delivery_redis_key(f.key), *keys_after], args=args, client=pipe)
         results = await pipe.execute()
     return [bool(r) for r in results]
 
 
-async def defer(rt: Runtime, items: list[tuple[str, float, str, str]]) -> list[bool]:
-    """Hand deliveries to the scheduler: (key, until, reason, token), pipelined."""
+async def defer(rt: Runtime, items: list[Later]) -> list[bool]:
+    """Hand deliveries to the scheduler, pipelined; True where set aside."""
     now = clock.time()
     script = rt.scripts["defer"]
     grace = rt.settings.visibility_timeout
     async with rt.redis.pipeline(transaction=False) as pipe:
-        for key, until, reason, token in items:
-            await script(
-                keys=[store.delivery_redis_key(key), store.SCHEDULED, store.DEADLINES],
-                args=[store.PREFIX, key, f"{until:.3f}", reason[:500], now, grace, token],
-                client=pipe,
-            )
+        for item in items:
+            args: list[str | float] = [store.PREFIX, item.key, f"{item.until:.3f}", item.reason[:500], now]
+            args.append(grace)
+            args += [item.token, item.state]
+            keys = [store.delivery_redis_key(item.key), store.SCHEDULED, store.DEADLINES]
+            await script(keys=keys, args=args, client=pipe)
         results = await pipe.execute()
     return [bool(r) for r in results]
 
@@ -138,51 +144,105 @@ async def claim(rt: Runtime, batch: list[Delivery]) -> dict[str, tuple[str, str]
     script = rt.scripts["claim"]
     async with rt.redis.pipeline(transaction=False) as pipe:
         for d in batch:
-            reminder_id = d.state.get("reminder_id", "")
-            await script(
-                keys=[
-                    store.delivery_redis_key(d.key),
-                    store.reminder_key(reminder_id),
-                    store.EVENTS,
-                    store.DEADLINES,
-                ],
-                args=[
-                    store.PREFIX,
-                    d.key,
-                    now,
-                    now_iso,
-                    tokens[d.key],
-                    lease,
-                    rt.settings.events_maxlen,
-                ],
-                client=pipe,
-            )
+            keys = [
+                store.delivery_redis_key(d.key),
+                store.reminder_key(d.state.get("reminder_id", "")),
+                store.EVENTS,
+                store.DEADLINES,
+                store.optout_key(d.channel),
+            ]
+            args: list[str | float] = [store.PREFIX, d.key, now, now_iso, tokens[d.key], lease]
+            args += [rt.settings.events_maxlen, *d.addresses]
+            await script(keys=keys, args=args, client=pipe)
         results = await pipe.execute()
     return {d.key: (r[0].decode(), tokens[d.key]) for d, r in zip(batch, results, strict=True)}
 
 
+async def _attempt(rt: Runtime, provider: Provider, message: Message) -> SendResult:
+    async for attempt in quick_retrying(rt.settings):
+        with attempt:
+            return await provider.send(message)
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+def _retry_or_give_up(
+    rt: Runtime, d: Delivery, token: str, reason: str, retry_after: float | None
+) -> Finish | Later:
+    """The slow tier: reschedule with a growing delay, or ``dead`` past the retry deadline."""
+    now = clock.time()
+    retries = int(d.state.get("retries", "0") or 0)
+    first_failure = float(d.state.get("first_failed_at") or now)
+    until = now + next_delay(rt.settings, retries, retry_after)
+    expires = d.time("expires_at")
+    if expires is not None and until >= expires:
+        return Finish(d.key, Outcome.EXPIRED, f"expires before the next attempt; last error {reason}", token)
+    if until > first_failure + rt.settings.retry_deadline:
+        attempts = int(d.state.get("attempts", "0") or 0) + 1
+        return Finish(d.key, Outcome.DEAD, f"retries exhausted after {attempts} attempts: {reason}", token)
+    return Later(d.key, until, f"retrying: {reason}", token, "retrying")
+
+
 async def _send_one(
-    rt: Runtime, message: Message, token: str
-) -> tuple[str, Outcome | None, str, str, dict[str, str], float | None]:
-    """Send one message; returns key, outcome (None when retried), reason, token, extra, retry."""
+    rt: Runtime, d: Delivery, message: Message, token: str
+) -> tuple[Finish | Later, list[str]]:
+    """Send one message; returns what to record and addresses the provider says are gone."""
     provider = await rt.provider(message.channel)
     async with rt.in_flight:
         try:
-            result = await provider.send(message)
+            result = await _attempt(rt, provider, message)
         except RecipientOptedOut as exc:
-            return message.key, Outcome.OPTED_OUT, exc.reason(), token, {}, None
+            gone = list(exc.drop_addresses) or list(d.addresses)
+            return Finish(d.key, Outcome.OPTED_OUT, exc.reason(), token), gone
         except PermanentError as exc:
-            return message.key, Outcome.FAILED, exc.reason(), token, {}, None
+            return Finish(d.key, Outcome.FAILED, exc.reason(), token), list(exc.drop_addresses)
         except RetryableError as exc:
-            delay = exc.retry_after if exc.retry_after is not None else RETRY_DELAY
-            return message.key, None, exc.reason(), token, {}, delay
+            return _retry_or_give_up(rt, d, token, exc.reason(), exc.retry_after), list(exc.drop_addresses)
         except AmbiguousError as exc:
-            return message.key, Outcome.IN_DOUBT, exc.reason(), token, {}, None
+            return _ambiguous(rt, d, token, exc.reason()), list(exc.drop_addresses)
         except Exception as exc:  # unknown: the provider may have accepted it
             log.exception("provider %s raised for %s", provider.name, message.key)
-            return message.key, Outcome.IN_DOUBT, f"unexpected error: {exc!r}", token, {}, None
+            return _ambiguous(rt, d, token, f"unexpected error: {type(exc).__name__}"), []
     extra = {"provider": provider.name, "provider_ref": result.provider_ref}
-    return message.key, Outcome.SENT, "", token, extra, None
+    return Finish(d.key, Outcome.SENT, "", token, extra), list(result.drop_addresses)
+
+
+def _ambiguous(rt: Runtime, d: Delivery, token: str, reason: str) -> Finish | Later:
+    if rt.settings.in_doubt_for(d.category):
+        return Finish(d.key, Outcome.IN_DOUBT, f"the provider may have accepted it: {reason}", token)
+    return _retry_or_give_up(rt, d, token, f"ambiguous, resent by policy: {reason}", None)
+
+
+def _message(d: Delivery, rendered_channel: Channel, rt: Runtime) -> Message:
+    opt_out = unsubscribe_url(rt.settings, d.channel, d.addresses[0]) if d.channel == "email" else None
+    context = rt.renderer.context(d.reminder, d.category, opt_out)
+    rendered = rt.renderer.render(d.reminder["kind"], rendered_channel, context)
+    address: str | list[str] = d.addresses if d.channel == "push" else d.addresses[0]
+    return Message(
+        key=d.key,
+        reminder_id=d.reminder["id"],
+        account_id=d.reminder["account_id"],
+        kind=d.reminder["kind"],
+        category=d.category,
+        channel=d.channel,
+        address=address,
+        rendered=rendered,
+    )
+
+
+async def _record(rt: Runtime, report: BatchReport, finishes: list[Finish], laters: list[Later]) -> None:
+    if finishes:
+        for f, done in zip(finishes, await settle(rt, finishes), strict=True):
+            if done:
+                report.outcomes[f.key] = f.outcome.value
+                log.info("%s %s %s", f.key, f.outcome.value, f.reason)
+            elif f.token:
+                report.outcomes[f.key] = "lease-lost"
+                log.warning("%s: lease lost before recording %s", f.key, f.outcome.value)
+    if laters:
+        for item, done in zip(laters, await defer(rt, laters), strict=True):
+            if done:
+                report.deferred[item.key] = item.until
+                log.info("%s %s until %s: %s", item.key, item.state, store.iso(item.until), item.reason)
 
 
 async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> BatchReport:
@@ -193,77 +253,87 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
         return report
 
     ctx = GuardContext(rt.settings, rt.redis, clock.time())
-    skips: list[tuple[str, Outcome, str, str, dict[str, str]]] = []
-    defers: list[tuple[str, float, str, str]] = []
+    finishes: list[Finish] = []
+    laters: list[Later] = []
     for guard in rt.guards:
         verdicts = await guard.check(batch, ctx)
         for key, verdict in verdicts.items():
             if isinstance(verdict, Skip):
-                skips.append((key, verdict.outcome, verdict.reason, "", {}))
+                finishes.append(Finish(key, verdict.outcome, verdict.reason))
             elif isinstance(verdict, Defer):
-                defers.append((key, verdict.until, verdict.reason, ""))
+                laters.append(Later(key, verdict.until, verdict.reason))
         batch = [d for d in batch if d.key not in verdicts]
 
-    messages: list[Message] = []
+    ready: list[tuple[Delivery, Message]] = []
     for d in batch:
         try:
-            context = rt.renderer.context(d.reminder, d.category)
-            rendered = rt.renderer.render(d.reminder["kind"], channel, context)
+            ready.append((d, _message(d, channel, rt)))
         except (RenderError, KeyError) as exc:
-            reason = str(exc).strip("'\"")
-            skips.append((d.key, Outcome.INVALID, f"template: {reason}", "", {}))
-            continue
-        messages.append(
-            Message(
-                key=d.key,
-                reminder_id=d.reminder["id"],
-                account_id=d.reminder["account_id"],
-                kind=d.reminder["kind"],
-                category=d.category,
-                channel=channel,
-                address=_address(d),
-                rendered=rendered,
-            )
-        )
-
-    if skips:
-        for (key, outcome, reason, _, _), done in zip(skips, await settle(rt, skips), strict=True):
-            if done:
-                report.outcomes[key] = outcome.value
-                log.info("%s %s %s", key, outcome.value, reason)
-    if defers:
-        for (key, until, _, _), done in zip(defers, await defer(rt, defers), strict=True):
-            if done:
-                report.deferred[key] = until
-
-    if not messages:
+            finishes.append(Finish(d.key, Outcome.INVALID, f"template: {str(exc).strip(chr(34) + chr(39))}"))
+    await _record(rt, report, finishes, laters)
+    if not ready:
         return report
-    by_key = {d.key: d for d in batch}
-    claims = await claim(rt, [by_key[m.key] for m in messages])
-    claimed: list[tuple[Message, str]] = []
-    early: list[tuple[str, float, str, str]] = []
-    for m in messages:
-        answer, token = claims[m.key]
-        if answer == "claimed":
-            claimed.append((m, token))
-        elif answer in ("cancelled", "expired"):
-            report.outcomes[m.key] = answer
-        elif answer == "early":
-            start = by_key[m.key].time("not_before") or clock.time()
-            early.append((m.key, start, "not before its time (at claim)", ""))
-        else:
-            report.dropped[m.key] = f"claim refused: {answer}"
 
-    sent = await asyncio.gather(*(_send_one(rt, m, token) for m, token in claimed))
-    finals = [(k, o, r, t, e) for k, o, r, t, e, _ in sent if o is not None]
-    retries = [(k, clock.time() + (d or 0.0), f"retrying: {r}", t) for k, o, r, t, _, d in sent if o is None]
-    if finals:
-        for (key, outcome, reason, _, _), done in zip(finals, await settle(rt, finals), strict=True):
-            report.outcomes[key] = outcome.value if done else "lost-lease"
-            log.info("%s %s %s%s", key, outcome.value, "" if done else "(lease lost) ", reason)
-    if retries or early:
-        later = retries + early
-        for (key, until, _, _), done in zip(later, await defer(rt, later), strict=True):
-            if done:
-                report.deferred[key] = until
+    try:
+        await rt.provider(channel)
+    except Exception as exc:  # a provider that cannot start sends nothing: retry, never claim
+        log.error("%s provider could not start: %s", channel, exc)
+        reason = f"{channel} provider unavailable: {exc}"
+        waits = [_retry_or_give_up(rt, d, "", reason, None) for d, _ in ready]
+        await _record(
+            rt,
+            report,
+            [w for w in waits if isinstance(w, Finish)],
+            [w for w in waits if isinstance(w, Later)],
+        )
+        return report
+
+    claims = await claim(rt, [d for d, _ in ready])
+    claimed: list[tuple[Delivery, Message, str]] = []
+    early: list[Later] = []
+    for d, m in ready:
+        answer, token = claims[d.key]
+        if answer == "claimed":
+            claimed.append((d, m, token))
+        elif answer in ("cancelled", "expired", "opted_out"):
+            report.outcomes[d.key] = answer
+        elif answer == "early":
+            early.append(Later(d.key, d.time("not_before") or clock.time(), "not before its time"))
+        else:
+            report.dropped[d.key] = f"claim refused: {answer}"
+
+    sent = await asyncio.gather(*(_send_one(rt, d, m, token) for d, m, token in claimed))
+    await _drop_addresses(rt, channel, [gone for _, gone in sent])
+    await _index_refs(rt, [f for f, _ in sent if isinstance(f, Finish) and f.outcome is Outcome.SENT])
+    await _record(
+        rt,
+        report,
+        [f for f, _ in sent if isinstance(f, Finish)],
+        [later for later, _ in sent if isinstance(later, Later)] + early,
+    )
     return report
+
+
+async def _drop_addresses(rt: Runtime, channel: Channel, lists: list[list[str]]) -> None:
+    gone = sorted({a for addresses in lists for a in addresses})
+    if gone:
+        log.info(
+            "opting out %d %s addresses the provider reports gone: %s",
+            len(gone),
+            channel,
+            ", ".join(mask_address(channel, a if channel != "push" else [a]) for a in gone),
+        )
+        await optouts.add_async(rt.redis, channel, gone, source="provider", by="herald")
+
+
+async def _index_refs(rt: Runtime, sent: list[Finish]) -> None:
+    """Point each provider message id back to its delivery, so receipts find it."""
+    refs = [(f.extra.get("provider", ""), f.extra.get("provider_ref", ""), f.key) for f in sent]
+    refs = [r for r in refs if r[0] and r[1]]
+    if not refs:
+        return
+    ttl = rt.settings.retention_days * 86400
+    async with rt.redis.pipeline(transaction=False) as pipe:
+        for provider, ref, key in refs:
+            pipe.set(store.provider_ref_key(provider, ref), key, ex=ttl)
+        await pipe.execute()

@@ -166,7 +166,7 @@ class Renderer:
                 return candidate
         raise RenderError(f"{kind} has no {channel} template for {locale} or {FALLBACK_LOCALE}")
 
-    def context(self, reminder: dict[str, Any], category: str) -> dict[str, Any]:
+    def context(self, reminder: dict[str, Any], category: str, opt_out: str | None = None) -> dict[str, Any]:
         """The template context of a stored reminder body (see the module docstring)."""
         to = reminder.get("to", {})
         pay = self.settings.pay_url
@@ -185,7 +185,7 @@ class Renderer:
                 "email": to.get("email"),
             },
             "links": {
-                "opt_out": None,
+                "opt_out": opt_out,
                 "pay": pay.replace("{account}", reminder["account_id"]) if pay else None,
             },
             "lender": {"name": self.settings.lender_name},

@@ -8,6 +8,9 @@ Keys (all under ``herald:``):
 | ``herald:d:<reminder id>:<channel>`` | hash | one delivery's state, outcome, reason, times, lease |
 | ``herald:events`` | stream | one entry per outcome (trimmed to ``HERALD_EVENTS_MAXLEN``) |
 | ``herald:scheduled`` | sorted set | deliveries waiting for a time, scored by when they are due |
+| ``herald:deadletter`` | stream | deliveries that ran out of retries (``herald deadletter``) |
+| ``herald:optout:<channel>`` | set | addresses that opted out of a channel |
+| ``herald:ref:<provider>:<id>`` | string | a provider's message id -> delivery key, for receipts |
 | ``herald:deadlines`` | sorted set | unfinished deliveries, scored by when they should have moved on |
 
 Records and states expire ``HERALD_RETENTION_DAYS`` after their reminder expires.
@@ -25,7 +28,18 @@ PREFIX = "herald:"
 EVENTS = PREFIX + "events"
 SCHEDULED = PREFIX + "scheduled"
 DEADLINES = PREFIX + "deadlines"
-SCRIPTS = ("intake", "claim", "settle", "defer", "due")
+DEADLETTER = PREFIX + "deadletter"
+SCRIPTS = ("intake", "claim", "settle", "defer", "due", "replay", "receipt")
+
+
+def optout_key(channel: str) -> str:
+    """The set of addresses (phone numbers, emails, push tokens) opted out of ``channel``."""
+    return f"{PREFIX}optout:{channel}"
+
+
+def provider_ref_key(provider: str, ref: str) -> str:
+    """Where a provider's message id points back to its delivery key (for receipts)."""
+    return f"{PREFIX}ref:{provider}:{ref}"
 
 
 def reminder_key(reminder_id: str) -> str:

@@ -11,6 +11,9 @@ from herald.models import Channel
 # provider name -> "module:class"; a new provider is one module and one line here.
 PROVIDERS: dict[str, str] = {
     "outbox": "herald.channels.outbox:OutboxProvider",
+    "twilio": "herald.channels.twilio_sms:TwilioSMSProvider",
+    "smtp": "herald.channels.smtp_email:SMTPEmailProvider",
+    "fcm": "herald.channels.fcm_push:FCMPushProvider",
 }
 
 

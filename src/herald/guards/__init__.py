@@ -6,11 +6,12 @@ from herald.guards.base import Defer, Delivery, Guard, GuardContext, Skip, Verdi
 from herald.guards.cancelled import CancelledGuard
 from herald.guards.expired import ExpiredGuard
 from herald.guards.not_before import NotBeforeGuard
+from herald.guards.opted_out import OptedOutGuard
 
 
 def default_guards() -> list[Guard]:
     """The guards every batch passes through, in order."""
-    return [CancelledGuard(), ExpiredGuard(), NotBeforeGuard()]
+    return [CancelledGuard(), ExpiredGuard(), OptedOutGuard(), NotBeforeGuard()]
 
 
 __all__ = [

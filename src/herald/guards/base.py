@@ -31,6 +31,17 @@ class Delivery:
     state: dict[str, str]
     reminder: dict[str, Any]
     record: dict[str, str] = field(default_factory=dict)
+    addresses: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.addresses:
+            to = self.reminder.get("to", {})
+            if self.channel == "sms":
+                self.addresses = [to["phone"]] if to.get("phone") else []
+            elif self.channel == "email":
+                self.addresses = [str(to["email"]).lower()] if to.get("email") else []
+            else:
+                self.addresses = list(to.get("push_tokens", []))
 
     @property
     def category(self) -> str:

@@ -1,9 +1,11 @@
 -- The decision to send, immediately before the provider call.
--- KEYS: [1] delivery hash, [2] reminder record, [3] events stream, [4] deadlines zset
+-- KEYS: [1] delivery hash, [2] reminder record, [3] events stream, [4] deadlines zset,
+--       [5] the channel's opt-out set
 -- ARGV: [1] prefix, [2] delivery key, [3] now (epoch s), [4] now ISO, [5] token,
---       [6] lease until (epoch s), [7] events maxlen
+--       [6] lease until (epoch s), [7] events maxlen, [8..] the addresses to be used
 -- Returns {verdict, detail}: claimed | missing | not_pending(state) | cancelled | expired |
--- early(not_before). A cancelled or expired delivery is finished here, atomically.
+-- opted_out | early(not_before). A cancelled, expired or opted-out delivery is finished here,
+-- atomically.
 local dkey, rkey, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member, now, now_iso = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local d = redis.call('HMGET', dkey, 'state', 'expires_at', 'not_before')
@@ -17,6 +19,17 @@ if d[2] and d[2] ~= '' and now >= tonumber(d[2]) then
   finish(dkey, member, events, deadlines, ARGV[7], 'expired', 'expired before it could be sent',
          now, now_iso)
   return {'expired', ''}
+end
+if #ARGV >= 8 then
+  local reachable = false
+  for i = 8, #ARGV do
+    if redis.call('SISMEMBER', KEYS[5], ARGV[i]) == 0 then reachable = true end
+  end
+  if not reachable then
+    finish(dkey, member, events, deadlines, ARGV[7], 'opted_out',
+           'the recipient opted out of this channel', now, now_iso)
+    return {'opted_out', ''}
+  end
 end
 if d[3] and d[3] ~= '' and now < tonumber(d[3]) then return {'early', d[3]} end
 redis.call('HSET', dkey, 'state', 'sending', 'token', ARGV[5], 'lease_until', ARGV[6],

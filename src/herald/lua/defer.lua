@@ -1,8 +1,9 @@
 -- Put a delivery aside until a time: the scheduler re-publishes it when due.
 -- KEYS: [1] delivery hash, [2] scheduled zset, [3] deadlines zset
 -- ARGV: [1] prefix, [2] delivery key, [3] due (epoch s), [4] reason, [5] now, [6] grace (s),
---       [7] token ('' for a pending delivery; a claimed one must be `sending` under it)
--- Returns 1 when scheduled, 0 when the delivery had moved on (nothing changed).
+--       [7] token ('' for a pending delivery; a claimed one must be `sending` under it),
+--       [8] state to wait in: `scheduled` (a time was asked for) or `retrying` (a failure)
+-- Returns 1 when set aside, 0 when the delivery had moved on (nothing changed).
 local d = redis.call('HMGET', KEYS[1], 'state', 'token')
 if not d[1] then return 0 end
 if ARGV[7] ~= '' then
@@ -11,7 +12,11 @@ if ARGV[7] ~= '' then
 elseif not PENDING[d[1]] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'state', 'scheduled', 'due', ARGV[3], 'reason', ARGV[4],
+if ARGV[8] == 'retrying' then
+  redis.call('HINCRBY', KEYS[1], 'retries', 1)
+  redis.call('HSETNX', KEYS[1], 'first_failed_at', ARGV[5])
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[8], 'due', ARGV[3], 'reason', ARGV[4],
            'updated_at', ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[6]), ARGV[2])

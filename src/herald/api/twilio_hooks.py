@@ -1,0 +1,93 @@
+"""Twilio's webhooks: message status callbacks (receipts) and inbound messages (STOP / START).
+
+Both are form posts signed in ``X-Twilio-Signature`` (HMAC-SHA1 over the URL Twilio called and
+the sorted parameters, with the auth token); anything not signed by our account is refused
+with 403 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import redis
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from twilio.request_validator import RequestValidator
+
+from herald import clock, store
+from herald.api.deps import public_url_of, redis_of, settings_of
+from herald.config import Settings
+from herald.masking import mask_phone
+from herald.optouts import OptOuts, keyword_action
+
+log = logging.getLogger("herald.api.twilio")
+router = APIRouter(prefix="/v1/providers/twilio", tags=["provider webhooks"])
+
+RECEIPTS = {"delivered": "delivered", "undelivered": "undelivered", "failed": "undelivered"}
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+async def signed_form(
+    request: Request, settings: Annotated[Settings, Depends(settings_of)]
+) -> dict[str, str]:
+    """The posted form, if and only if Twilio signed it with our auth token."""
+    if settings.twilio_auth_token is None:
+        raise HTTPException(403, "Twilio webhooks are not configured (TWILIO_AUTH_TOKEN)")
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    signature = request.headers.get("X-Twilio-Signature", "")
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    if not signature or not validator.validate(public_url_of(request, settings), form, signature):
+        log.warning("refused a Twilio webhook with a missing or invalid signature")
+        raise HTTPException(403, "invalid X-Twilio-Signature")
+    return form
+
+
+@router.post("/status", summary="Twilio message status callback (delivery receipts)")
+def status_callback(
+    form: Annotated[dict[str, str], Depends(signed_form)],
+    client: Annotated[redis.Redis, Depends(redis_of)],
+    settings: Annotated[Settings, Depends(settings_of)],
+) -> dict[str, str]:
+    """Record ``delivered`` / ``undelivered`` (with the error code) on the sent delivery."""
+    sid = form.get("MessageSid", "")
+    receipt = RECEIPTS.get(form.get("MessageStatus", form.get("SmsStatus", "")))
+    if not sid or receipt is None:
+        return {"result": "ignored"}
+    key = client.get(store.provider_ref_key("twilio", sid))
+    if key is None:
+        return {"result": "unknown message"}
+    delivery = key.decode() if isinstance(key, bytes) else str(key)
+    now = clock.time()
+    script = client.register_script(store.script_source("receipt"))
+    args: list[str | float] = [
+        store.PREFIX,
+        delivery,
+        receipt,
+        form.get("ErrorCode", ""),
+        now,
+        store.iso(now),
+        settings.events_maxlen,
+    ]
+    done = script(keys=[store.delivery_redis_key(delivery), store.EVENTS], args=args)
+    return {"result": "recorded" if done else "not a sent delivery", "delivery": delivery}
+
+
+@router.post("/inbound", summary="Twilio inbound message webhook (opt-out and opt-in keywords)")
+def inbound(
+    form: Annotated[dict[str, str], Depends(signed_form)],
+    client: Annotated[redis.Redis, Depends(redis_of)],
+) -> Response:
+    """STOP, UNSUBSCRIBE, 退订, TD ... opt the sender out of SMS; START, UNSTOP ... opt back in."""
+    sender = form.get("From", "")
+    action = keyword_action(form.get("Body", ""))
+    if sender and action is not None:
+        optouts = OptOuts(client)
+        try:
+            if action == "out":
+                optouts.add("sms", sender, source="sms-keyword", by=sender)
+            else:
+                optouts.remove("sms", sender, source="sms-keyword", by=sender)
+            log.info("inbound %s keyword from %s", action, mask_phone(sender))
+        except ValueError:
+            log.warning("inbound keyword from an unusable number %s", mask_phone(sender))
+    return Response(EMPTY_TWIML, media_type="text/xml")

@@ -1,0 +1,1 @@
+"""Sub-commands of ``herald``, one module per group."""

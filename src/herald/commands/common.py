@@ -1,0 +1,29 @@
+"""Shared pieces of the command line: consoles, errors, Redis."""
+
+from __future__ import annotations
+
+import redis
+import typer
+from rich.console import Console
+
+from herald.config import get_settings
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as an error; return the Exit to raise."""
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def connect() -> redis.Redis:
+    """A Redis client on HERALD_REDIS_URL that has answered a PING."""
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise fail(f"cannot reach Redis at {settings.redis_url}: {exc}", 3) from exc
+    return client

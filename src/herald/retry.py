@@ -1,0 +1,64 @@
+"""The retry policy, in two tiers, for failures the provider cannot have accepted.
+
+1. Quick: a few attempts inside the same task (tenacity), bounded in count and total time,
+   with exponential backoff and jitter, honouring Retry-After when it fits in the budget.
+2. Slow: the delivery goes back to the scheduler with growing delays (never a Celery countdown)
+   until ``HERALD_RETRY_DEADLINE`` seconds after its first failure; then it is ``dead``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
+from tenacity.stop import stop_base
+
+from herald.channels.base import RetryableError
+from herald.config import Settings
+
+
+def _retry_after(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, RetryableError) and exc.retry_after:
+        return float(exc.retry_after)
+    return 0.0
+
+
+class _RetryAfterBeyond(stop_base):
+    """Stop when the provider asks to wait longer than the quick tier's whole budget."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return _retry_after(retry_state) > self.budget
+
+
+def quick_retrying(settings: Settings) -> AsyncRetrying:
+    """Tenacity's retrier for the quick tier (re-raises the last error when it gives up)."""
+    budget = settings.quick_max_seconds
+
+    def wait(state: RetryCallState) -> float:
+        backoff: float = min(4.0, 0.25 * 2 ** (state.attempt_number - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+        return max(backoff, _retry_after(state))
+
+    return AsyncRetrying(
+        retry=retry_if_exception_type(RetryableError),
+        stop=stop_after_attempt(settings.quick_attempts)
+        | stop_after_delay(budget)
+        | _RetryAfterBeyond(budget),
+        wait=wait,
+        reraise=True,
+    )
+
+
+def next_delay(settings: Settings, retries: int, retry_after: float | None) -> float:
+    """Seconds until the next slow-tier attempt: exponential with jitter, never under Retry-After."""
+    ceiling: float = min(settings.retry_max_delay, settings.retry_base * 2.0**retries)
+    return max(ceiling * random.uniform(0.5, 1.0), retry_after or 0.0)  # noqa: S311
