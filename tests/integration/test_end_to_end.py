@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from herald.queues import ALL_QUEUES, CHANNEL_QUEUES, INTAKE, make_celery
-from tests.integration.conftest import Herald, make_reminder
+from tests.harness import Herald, make_reminder
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import json
 import orjson
 import pytest
 
-from tests.integration.conftest import Herald, make_reminder
+from tests.harness import Herald, make_reminder
 
 pytestmark = pytest.mark.integration
 

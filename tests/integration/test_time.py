@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.conftest import Herald, make_reminder
+from tests.harness import Herald, make_reminder
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,227 @@
+"""The running system for integration suites: a redis-server on a free port, herald workers.
+
+The session starts one redis-server (AOF on, its own temporary directory), one `herald worker`
+subprocess and one `herald scheduler`, all sharing a clock-offset file so a test can move
+their time forward without sleeping. Each test uses fresh reminder ids, so tests never see
+each other's work.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from herald.config import Settings
+from herald.embedded import EmbeddedRedisError, free_port, start_redis
+from herald.producer import Producer
+
+READY_TIMEOUT = 60.0
+OUTCOME_TIMEOUT = 30.0
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it returns something truthy (a process or a result to appear)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Herald:
+    """The running system under test and helpers to drive it."""
+
+    url: str
+    env: dict[str, str]
+    outbox: Path
+    clock_file: Path
+    logs: Path
+    root: Path
+    api_url: str = ""
+
+    def settings(self) -> Settings:
+        return Settings(redis_url=self.url, outbox_dir=self.outbox, templates_dir=self.root / "templates")
+
+    def producer(self) -> Producer:
+        return Producer(self.settings())
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def shift_clock(self, seconds: float) -> None:
+        """Move every herald process's clock to ``seconds`` from real time."""
+        self.clock_file.write_text(f"{seconds}")
+
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "herald.cli", *args],
+            env={**self.env, "COLUMNS": "250"},
+            cwd=self.root,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def outbox_lines(self, channel: str, reminder_id: str) -> list[dict[str, Any]]:
+        path = self.outbox / f"{channel}.jsonl"
+        if not path.exists():
+            return []
+        lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        return [line for line in lines if line["reminder_id"] == reminder_id]
+
+    def delivery(self, key: str) -> dict[str, str]:
+        return self.redis().hgetall(f"herald:d:{key}")
+
+    def wait_outcome(self, key: str, timeout: float = OUTCOME_TIMEOUT) -> dict[str, str]:
+        """Wait for a delivery to reach its outcome; returns its state hash."""
+        return wait_until(
+            lambda: (d := self.delivery(key)).get("outcome") and d, timeout, f"outcome of {key}"
+        )
+
+    def wait_state(self, key: str, state: str, timeout: float = OUTCOME_TIMEOUT) -> dict[str, str]:
+        return wait_until(
+            lambda: (d := self.delivery(key)).get("state") == state and d, timeout, f"{key} {state}"
+        )
+
+
+def make_reminder(**overrides: Any) -> dict[str, Any]:
+    """A valid overdue notice on all three channels with a fresh id, dates relative to now."""
+    today = datetime.now(UTC).date()
+    reminder: dict[str, Any] = {
+        "id": f"t-{uuid.uuid4().hex[:12]}",
+        "account_id": "acct-1029",
+        "kind": "overdue_notice",
+        "channels": ["sms", "email", "push"],
+        "to": {
+            "phone": "+8613800138000",
+            "email": "li.wei@example.cn",
+            "push_tokens": ["device-token-0001"],
+            "locale": "zh-CN",
+            "timezone": "Asia/Shanghai",
+        },
+        "data": {
+            "borrower_name": "李伟",
+            "loan_ref": "HL-2026-0001",
+            "installment_no": 4,
+            "installment_count": 12,
+            "amount_due": "1234.50",
+            "late_fee": "12.00",
+            "currency": "CNY",
+            "due_date": (today - timedelta(days=9)).isoformat(),
+            "days_overdue": 9,
+            "service_phone": "95188",
+        },
+    }
+    reminder.update(overrides)
+    return reminder
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
+def running_herald(
+    home: Path, root: Path, extra_env: dict[str, str] | None = None, *, api: bool = False
+) -> Iterator[Herald]:
+    """Start redis-server, a worker, the scheduler (and the API) on ``home``; stop them after."""
+    home.mkdir(parents=True, exist_ok=True)
+    logs = home / "log"
+    logs.mkdir(exist_ok=True)
+    port = free_port()
+    try:
+        redis_proc = start_redis(port, home / "redis", logs / "redis.log")
+    except EmbeddedRedisError as exc:
+        pytest.fail(str(exc))
+    url = f"redis://127.0.0.1:{port}/0"
+    clock_file = home / "clock-offset"
+    clock_file.write_text("0")
+    env = {
+        **os.environ,
+        "HERALD_REDIS_URL": url,
+        "HERALD_OUTBOX_DIR": str(home / "outbox"),
+        "HERALD_TEMPLATES_DIR": str(root / "templates"),
+        "HERALD_CLOCK_OFFSET_FILE": str(clock_file),
+        "HERALD_SCHEDULER_INTERVAL": "0.1",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    system = Herald(url, env, home / "outbox", clock_file, logs, root)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        worker_log = logs / "worker.log"
+        worker = _start(
+            [sys.executable, "-m", "herald.cli", "worker", "-n", f"test-{port}@%h", "--concurrency", "2"],
+            env,
+            worker_log,
+            root,
+        )
+        procs.append(worker)
+        procs.append(
+            _start([sys.executable, "-m", "herald.cli", "scheduler"], env, logs / "scheduler.log", root)
+        )
+        if api:
+            api_port = int(env.get("HERALD_API_PORT", "0")) or free_port()
+            env["HERALD_API_PORT"] = str(api_port)
+            api_log = logs / "api.log"
+            api_proc = _start(
+                [sys.executable, "-m", "herald.cli", "api", "--port", str(api_port)], env, api_log, root
+            )
+            procs.append(api_proc)
+            system.api_url = f"http://127.0.0.1:{api_port}"
+
+        def ready() -> bool:
+            for proc in procs:
+                assert proc.poll() is None, (
+                    f"{proc.args} exited; see {logs}: {worker_log.read_text()[-3000:]}"
+                )
+            ok = "ready." in worker_log.read_text(errors="replace")
+            if api:
+                ok = ok and "Application startup complete" in (logs / "api.log").read_text(errors="replace")
+            return ok
+
+        wait_until(ready, READY_TIMEOUT, "the worker (and API) to be ready")
+        os.environ["HERALD_CLOCK_OFFSET_FILE"] = str(clock_file)  # the test process shares the clock
+        yield system
+    finally:
+        os.environ.pop("HERALD_CLOCK_OFFSET_FILE", None)
+        for proc in reversed(procs):
+            _stop(proc)
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)

@@ -1,0 +1,96 @@
+"""herald on its real providers (Twilio, SMTP, FCM) against local stand-ins.
+
+One system for the session: the stand-ins, redis-server, a worker, the scheduler and the API,
+configured with short timeouts and a short retry deadline so that every failure mode shows
+within a test, and a shared clock file so that retries come due without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from herald.embedded import free_port
+from tests.harness import Herald, running_herald
+from tests.standins.fcm import FakeFCM
+from tests.standins.smtp import FakeSMTP
+from tests.standins.twilio import FakeTwilio
+
+pytestmark = pytest.mark.integration
+
+SENDER = "+15005550006"
+SMTP_USER, SMTP_PASSWORD = "herald", "relay-password-123"
+
+
+class Providers:
+    """The stand-ins behind the running system."""
+
+    def __init__(self, twilio: FakeTwilio, smtp: FakeSMTP, fcm: FakeFCM) -> None:
+        self.twilio = twilio
+        self.smtp = smtp
+        self.fcm = fcm
+
+    def reset(self) -> None:
+        for fake in (self.twilio, self.smtp, self.fcm):
+            fake.reset()
+
+
+@pytest.fixture(scope="session")
+def providers() -> Iterator[Providers]:
+    twilio = FakeTwilio()
+    smtp = FakeSMTP(tls="starttls", username=SMTP_USER, password=SMTP_PASSWORD)
+    fcm = FakeFCM(project_id="herald-test")
+    for fake in (twilio, smtp, fcm):
+        fake.start()
+    try:
+        yield Providers(twilio, smtp, fcm)
+    finally:
+        for fake in (twilio, smtp, fcm):
+            fake.stop()
+
+
+@pytest.fixture(scope="session")
+def real(providers: Providers, tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Herald]:
+    home = tmp_path_factory.mktemp("herald-real")
+    api_port = free_port()
+    env = {
+        "HERALD_SMS_PROVIDER": "twilio",
+        "HERALD_EMAIL_PROVIDER": "smtp",
+        "HERALD_PUSH_PROVIDER": "fcm",
+        "TWILIO_ACCOUNT_SID": providers.twilio.account_sid,
+        "TWILIO_AUTH_TOKEN": providers.twilio.auth_token,
+        "HERALD_TWILIO_FROM": SENDER,
+        "HERALD_TWILIO_API_BASE": providers.twilio.url,
+        "HERALD_SMTP_HOST": providers.smtp.host,
+        "HERALD_SMTP_PORT": str(providers.smtp.port),
+        "HERALD_SMTP_TLS": "starttls",
+        "HERALD_SMTP_CA_FILE": str(providers.smtp.cert_path),
+        "HERALD_SMTP_USERNAME": SMTP_USER,
+        "HERALD_SMTP_PASSWORD": SMTP_PASSWORD,
+        "HERALD_EMAIL_FROM": "Herald Credit <reminders@herald-credit.example>",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(providers.fcm.write_service_account(home / "fcm-key.json")),
+        "HERALD_FCM_PROJECT_ID": "herald-test",
+        "HERALD_FCM_API_BASE": providers.fcm.url,
+        "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+        "HERALD_API_PORT": str(api_port),
+        "HERALD_SECRET_KEY": "test-secret-key-for-links",
+        "HERALD_CONNECT_TIMEOUT": "2",
+        "HERALD_PROVIDER_TIMEOUT": "1.5",
+        "HERALD_QUICK_ATTEMPTS": "3",
+        "HERALD_QUICK_MAX_SECONDS": "2",
+        "HERALD_RETRY_BASE": "60",
+        "HERALD_RETRY_DEADLINE": "3600",
+    }
+    with running_herald(home, repo_root, env, api=True) as system:
+        yield system
+
+
+@pytest.fixture
+def system(real: Herald, providers: Providers) -> Iterator[Herald]:
+    """The running system, stand-ins without faults, clock at real time after the test."""
+    providers.reset()
+    yield real
+    providers.reset()
+    real.shift_clock(0)
