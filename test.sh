@@ -9,6 +9,7 @@ source scripts/bootstrap.sh
 ensure_redis
 ensure_venv
 ensure_oracle
+ensure_contract
 say "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -58,3 +58,11 @@ ensure_oracle() {
     npm ci --prefix tests/oracle --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci failed"
   fi
 }
+
+ensure_contract() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -x tests/contract/node_modules/.bin/prism ]; then
+    say "installing Stoplight Prism for the Twilio contract check (npm)"
+    npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci (tests/contract) failed"
+  fi
+}

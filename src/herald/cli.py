@@ -319,11 +319,13 @@ def run(
     home: Annotated[Path, typer.Option(help="Where Redis data, logs and the outbox live.")] = Path("./var"),
     redis_port: Annotated[int, typer.Option(help="Port of the embedded redis-server.")] = 6390,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the samples.")] = 60.0,
+    api_port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
 ) -> None:
     """Run herald on embedded defaults: its own Redis, the worker, the scheduler and samples."""
     from herald.runner import Runner
 
-    code = Runner(home=home, redis_port=redis_port, timeout=timeout, console=out).main(once=once)
+    runner = Runner(home=home, redis_port=redis_port, timeout=timeout, console=out, api_port=api_port)
+    code = runner.main(once=once)
     raise typer.Exit(code)
 
 

@@ -9,6 +9,7 @@ everything and exits non-zero on any surprise.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -37,9 +38,12 @@ FINAL_WAIT_STEP = 0.25
 class Runner:
     """Starts and stops the embedded herald: redis-server, worker, scheduler."""
 
-    def __init__(self, home: Path, redis_port: int, timeout: float, console: Console) -> None:
+    def __init__(
+        self, home: Path, redis_port: int, timeout: float, console: Console, api_port: int = 8000
+    ) -> None:
         self.home = home.resolve()
         self.redis_port = redis_port
+        self.api_port = api_port
         self.timeout = timeout
         self.console = console
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -106,8 +110,14 @@ class Runner:
                 "HERALD_EMAIL_PROVIDER": "outbox",
                 "HERALD_PUSH_PROVIDER": "outbox",
             }
+            api_port = self.api_port if port_free(self.api_port) else free_port()
+            api_url = f"http://127.0.0.1:{api_port}"
+            self.env.setdefault("HERALD_PUBLIC_URL", api_url)
+            self.env.setdefault("HERALD_SECRET_KEY", secrets.token_urlsafe(24))
             self.spawn("worker", ["worker", "-n", "herald@%h", "-l", "INFO"])
             self.spawn("scheduler", ["scheduler"])
+            self.spawn("api", ["api", "--port", str(api_port)])
+            self.say(f"api           {api_url}  (OpenAPI at {api_url}/docs)")
             code = self.deliver_samples(Settings(redis_url=url, outbox_dir=outbox))
             if once:
                 return code

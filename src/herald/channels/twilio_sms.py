@@ -10,12 +10,12 @@ its own subclass that enforces herald's timeouts and classifies transport failur
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp import BasicAuth
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
@@ -57,7 +57,10 @@ class _HttpClient(AsyncTwilioHttpClient):
         allow_redirects: bool = False,
     ) -> Response:
         """One request; transport failures and 429 / 5xx raise herald's errors."""
-        basic = BasicAuth(auth[0], auth[1]) if auth else None
+        headers = dict(headers or {})
+        if auth:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
         try:
             async with self.session.request(
                 method.upper(),
@@ -65,7 +68,6 @@ class _HttpClient(AsyncTwilioHttpClient):
                 params=params,  # type: ignore[arg-type]
                 data=data,
                 headers=headers,
-                auth=basic,
                 allow_redirects=allow_redirects,
             ) as response:
                 text = await response.text()
