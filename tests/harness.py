@@ -28,6 +28,7 @@ import redis
 from herald.config import Settings
 from herald.embedded import EmbeddedRedisError, free_port, start_redis
 from herald.producer import Producer
+from herald.suppression import SuppressionStore
 
 READY_TIMEOUT = 60.0
 OUTCOME_TIMEOUT = 30.0
@@ -170,6 +171,7 @@ def running_herald(
     except EmbeddedRedisError as exc:
         pytest.fail(str(exc))
     url = f"redis://127.0.0.1:{port}/0"
+    SuppressionStore(redis.Redis.from_url(url)).initialize("tests")
     clock_file = home / "clock-offset"
     clock_file.write_text("0")
     env = {

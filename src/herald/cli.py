@@ -20,6 +20,7 @@ from herald import clock
 from herald.catalog import CatalogError, load_catalog
 from herald.commands import deadletter as deadletter_commands
 from herald.commands import optout as optout_commands
+from herald.commands import suppress as suppress_commands
 from herald.config import get_settings
 from herald.models import CHANNELS, Channel
 from herald.producer import EnqueueResult, Producer
@@ -38,6 +39,7 @@ templates_app = typer.Typer(help="Check and preview the message templates.", no_
 app.add_typer(templates_app, name="templates")
 app.add_typer(optout_commands.app, name="optout")
 app.add_typer(deadletter_commands.app, name="deadletter")
+app.add_typer(suppress_commands.app, name="suppress")
 
 out = Console()
 err = Console(stderr=True)
@@ -169,6 +171,26 @@ def status(
             d["updated_at"],
         )
     out.print(table)
+
+
+@app.command()
+def cancel(reminder_id: Annotated[str, typer.Argument(help="The reminder to withdraw.")]) -> None:
+    """Withdraw a reminder (e.g. the borrower just paid): its pending deliveries end cancelled."""
+    from herald.cancellation import UnknownReminder
+    from herald.cancellation import cancel as cancel_reminder
+
+    settings = get_settings()
+    try:
+        states = cancel_reminder(
+            redis.Redis.from_url(settings.redis_url), reminder_id, events_maxlen=settings.events_maxlen
+        )
+    except UnknownReminder as exc:
+        raise _fail(str(exc), 1) from None
+    except redis.RedisError as exc:
+        raise _fail(f"cannot reach Redis at {settings.redis_url}: {exc}", 3) from exc
+    for key, state in states.items():
+        note = "" if state == "cancelled" else " (not cancelled: it had already reached this state)"
+        out.print(f"{key}: {state}{note}", highlight=False)
 
 
 @app.command(

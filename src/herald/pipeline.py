@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from herald import clock, optouts, store
+from herald import clock, optouts, store, suppression
 from herald.channels.base import (
     AmbiguousError,
     Message,
@@ -25,7 +25,7 @@ from herald.channels.base import (
     RetryableError,
     SendResult,
 )
-from herald.guards import Defer, Delivery, GuardContext, Skip
+from herald.guards import Defer, Delivery, GuardContext, Skip, SuppressionUnknown
 from herald.links import unsubscribe_url
 from herald.masking import mask_address
 from herald.models import PENDING_STATES, Channel, Outcome, split_delivery_key
@@ -34,6 +34,8 @@ from herald.retry import next_delay, quick_retrying
 from herald.runtime import Runtime
 
 log = logging.getLogger("herald.pipeline")
+
+UNKNOWN_SUPPRESSION_WAIT = 30.0  # seconds before a batch set aside by a failed-closed guard is tried again
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,9 @@ async def claim(rt: Runtime, batch: list[Delivery]) -> dict[str, tuple[str, str]
                 store.EVENTS,
                 store.DEADLINES,
                 store.optout_key(d.channel),
+                suppression.holds_key(d.state.get("account_id", "")),
+                suppression.mark_key(d.state.get("account_id", "")),
+                suppression.MARKER,
             ]
             args: list[str | float] = [store.PREFIX, d.key, now, now_iso, tokens[d.key], lease]
             args += [rt.settings.events_maxlen, *d.addresses]
@@ -256,7 +261,13 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
     finishes: list[Finish] = []
     laters: list[Later] = []
     for guard in rt.guards:
-        verdicts = await guard.check(batch, ctx)
+        try:
+            verdicts = await guard.check(batch, ctx)
+        except SuppressionUnknown as exc:  # fail closed: set the whole batch aside
+            log.error("%s: nothing sent: %s", guard.name, exc)
+            later = clock.time() + UNKNOWN_SUPPRESSION_WAIT
+            await _record(rt, report, finishes, [*laters, *(Later(d.key, later, str(exc)) for d in batch)])
+            return report
         for key, verdict in verdicts.items():
             if isinstance(verdict, Skip):
                 finishes.append(Finish(key, verdict.outcome, verdict.reason))
@@ -295,8 +306,11 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
         answer, token = claims[d.key]
         if answer == "claimed":
             claimed.append((d, m, token))
-        elif answer in ("cancelled", "expired", "opted_out"):
+        elif answer in ("cancelled", "expired", "opted_out", "suppressed"):
             report.outcomes[d.key] = answer
+        elif answer == "unknown_suppression":
+            reason = "the suppression store is not populated (marker missing): nothing sent"
+            early.append(Later(d.key, clock.time() + UNKNOWN_SUPPRESSION_WAIT, reason))
         elif answer == "early":
             early.append(Later(d.key, d.time("not_before") or clock.time(), "not before its time"))
         else:

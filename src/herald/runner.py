@@ -31,6 +31,7 @@ from herald.masking import mask_address
 from herald.producer import Producer
 from herald.samples import sample_reminders
 from herald.status import read_status
+from herald.suppression import SuppressionStore
 
 FINAL_WAIT_STEP = 0.25
 
@@ -114,6 +115,9 @@ class Runner:
             api_url = f"http://127.0.0.1:{api_port}"
             self.env.setdefault("HERALD_PUBLIC_URL", api_url)
             self.env.setdefault("HERALD_SECRET_KEY", secrets.token_urlsafe(24))
+            holds = SuppressionStore(redis.Redis.from_url(url))
+            if not holds.initialized():
+                holds.initialize("herald run")
             self.spawn("worker", ["worker", "-n", "herald@%h", "-l", "INFO"])
             self.spawn("scheduler", ["scheduler"])
             self.spawn("api", ["api", "--port", str(api_port)])

@@ -7,11 +7,12 @@ from herald.guards.cancelled import CancelledGuard
 from herald.guards.expired import ExpiredGuard
 from herald.guards.not_before import NotBeforeGuard
 from herald.guards.opted_out import OptedOutGuard
+from herald.guards.suppressed import SuppressedGuard, SuppressionUnknown
 
 
 def default_guards() -> list[Guard]:
     """The guards every batch passes through, in order."""
-    return [CancelledGuard(), ExpiredGuard(), OptedOutGuard(), NotBeforeGuard()]
+    return [CancelledGuard(), ExpiredGuard(), SuppressedGuard(), OptedOutGuard(), NotBeforeGuard()]
 
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Guard",
     "GuardContext",
     "Skip",
+    "SuppressionUnknown",
     "Verdict",
     "default_guards",
 ]

@@ -1,14 +1,16 @@
 -- The decision to send, immediately before the provider call.
 -- KEYS: [1] delivery hash, [2] reminder record, [3] events stream, [4] deadlines zset,
---       [5] the channel's opt-out set
+--       [5] the channel's opt-out set, [6] the account's holds, [7] its hold marks,
+--       [8] the suppression store's marker
 -- ARGV: [1] prefix, [2] delivery key, [3] now (epoch s), [4] now ISO, [5] token,
 --       [6] lease until (epoch s), [7] events maxlen, [8..] the addresses to be used
 -- Returns {verdict, detail}: claimed | missing | not_pending(state) | cancelled | expired |
--- opted_out | early(not_before). A cancelled, expired or opted-out delivery is finished here,
--- atomically.
+-- suppressed | opted_out | unknown_suppression | early(not_before). A cancelled, expired,
+-- suppressed or opted-out delivery is finished here, atomically. Without the marker nothing
+-- is claimed (fail closed).
 local dkey, rkey, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member, now, now_iso = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local d = redis.call('HMGET', dkey, 'state', 'expires_at', 'not_before')
+local d = redis.call('HMGET', dkey, 'state', 'expires_at', 'not_before', 'category', 'accepted_at')
 if not d[1] then return {'missing', ''} end
 if not PENDING[d[1]] then return {'not_pending', d[1]} end
 if redis.call('HEXISTS', rkey, 'cancelled_at') == 1 then
@@ -19,6 +21,37 @@ if d[2] and d[2] ~= '' and now >= tonumber(d[2]) then
   finish(dkey, member, events, deadlines, ARGV[7], 'expired', 'expired before it could be sent',
          now, now_iso)
   return {'expired', ''}
+end
+if redis.call('EXISTS', KEYS[8]) == 0 then return {'unknown_suppression', ''} end
+local category = d[4] or ''
+local blocking = nil
+for _, raw in ipairs(redis.call('HVALS', KEYS[6])) do
+  local h = cjson.decode(raw)
+  local lasts = (h['until'] == nil or h['until'] == cjson.null or now < tonumber(h['until']))
+  if lasts then
+    for _, c in ipairs(h['categories']) do
+      if c == category and (blocking == nil or h['created_at'] > blocking['created_at']) then
+        blocking = h
+      end
+    end
+  end
+end
+if blocking ~= nil then
+  local source = 'operator ' .. (blocking['by'] or '?')
+  if blocking['agreement'] ~= nil and blocking['agreement'] ~= cjson.null then
+    source = 'agreement ' .. blocking['agreement']
+  end
+  finish(dkey, member, events, deadlines, ARGV[7], 'suppressed',
+         'held: hold ' .. blocking['id'] .. ' (' .. source .. '): ' .. blocking['reason'], now, now_iso)
+  return {'suppressed', blocking['id']}
+end
+if category == 'collection' then
+  local mark = redis.call('HMGET', KEYS[7], 'collection', 'collection:hold')
+  if mark[1] and tonumber(mark[1]) > tonumber(d[5] or '0') then
+    finish(dkey, member, events, deadlines, ARGV[7], 'suppressed',
+           'superseded: decided before hold ' .. (mark[2] or '?') .. ' began', now, now_iso)
+    return {'suppressed', mark[2] or ''}
+  end
 end
 if #ARGV >= 8 then
   local reachable = false
