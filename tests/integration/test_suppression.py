@@ -1,0 +1,231 @@
+"""No unwanted contact: holds, superseded reminders, cancellation, fail closed — real workers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from herald.agreements import apply_event
+from herald.producer import Producer
+from herald.suppression import MARKER, Hold, SuppressionStore
+from tests.harness import Herald, make_reminder
+
+pytestmark = pytest.mark.integration
+
+
+class HeldBackProducer(Producer):
+    """Stores reminders but keeps their messages back, as a queue with no worker would."""
+
+    held: list[str]
+
+    def publish_intake(self, deliveries: list[str]) -> None:
+        self.held = [*getattr(self, "held", []), *deliveries]
+
+    def release(self) -> None:
+        Producer.publish_intake(self, self.held)
+        self.held = []
+
+
+def _holds(system: Herald) -> SuppressionStore:
+    return SuppressionStore(system.redis())
+
+
+def _account() -> str:
+    return f"acct-{datetime.now(UTC).timestamp():.6f}".replace(".", "-")
+
+
+def test_a_reminder_that_sat_in_the_queue_is_suppressed_when_its_account_got_held(system: Herald) -> None:
+    account = _account()
+    reminder = make_reminder(account_id=account)
+    producer = HeldBackProducer(system.settings())
+    assert producer.enqueue(reminder).status == "accepted"
+
+    apply_event(_holds(system), account, "AGR-1", "signed", by="agreements-service")
+    producer.release()  # the workers get to it only now
+    for channel in ("sms", "email", "push"):
+        state = system.wait_outcome(f"{reminder['id']}:{channel}")
+        assert state["outcome"] == "suppressed"
+        assert "agreement AGR-1" in state["reason"]
+    assert system.outbox_lines("sms", reminder["id"]) == []
+    events = [
+        f
+        for _, f in system.redis().xrevrange("herald:events", count=500)
+        if f["reminder_id"] == reminder["id"]
+    ]
+    assert {e["outcome"] for e in events} == {"suppressed"}
+    assert all("AGR-1" in e["reason"] for e in events)
+
+
+def test_a_reminder_waiting_for_not_before_is_suppressed_when_it_comes_due(system: Herald) -> None:
+    account = _account()
+    start = datetime.now(UTC) + timedelta(hours=1)
+    reminder = make_reminder(account_id=account, channels=["sms"], not_before=start.isoformat())
+    system.producer().enqueue(reminder)
+    key = f"{reminder['id']}:sms"
+    system.wait_state(key, "scheduled")
+
+    apply_event(_holds(system), account, "AGR-2", "signed")
+    system.shift_clock(2 * 3600)
+    state = system.wait_outcome(key)
+    assert state["outcome"] == "suppressed"
+    assert system.outbox_lines("sms", reminder["id"]) == []
+
+
+def test_superseded_reminders_stay_unsent_after_the_hold_is_lifted(system: Herald) -> None:
+    account = _account()
+    old = make_reminder(account_id=account, channels=["sms"])
+    producer = HeldBackProducer(system.settings())
+    producer.enqueue(old)
+    holds = _holds(system)
+    apply_event(holds, account, "AGR-3", "signed")
+    apply_event(holds, account, "AGR-3", "broken")  # the agreement failed: collection resumes
+    assert holds.holds(account) == []
+
+    producer.release()
+    state = system.wait_outcome(f"{old['id']}:sms")
+    assert state["outcome"] == "suppressed"
+    assert state["reason"].startswith("superseded")
+    assert "agreement:AGR-3" in state["reason"]
+
+    decided_later = make_reminder(account_id=account, channels=["sms"])
+    system.producer().enqueue(decided_later)
+    assert system.wait_outcome(f"{decided_later['id']}:sms")["outcome"] == "sent"
+
+
+def test_agreement_reminders_reach_a_held_account_and_one_lifted_hold_leaves_the_other(
+    system: Herald,
+) -> None:
+    account = _account()
+    holds = _holds(system)
+    apply_event(holds, account, "AGR-4", "signed")
+    holds.add(
+        Hold(
+            id="operator:complaint",
+            account_id=account,
+            source="operator",
+            reason="complaint under review",
+            by="ops-li",
+        )
+    )
+    today = datetime.now(UTC).date()
+    plan = make_reminder(
+        account_id=account,
+        kind="installment_due",
+        channels=["sms"],
+        data={
+            "borrower_name": "李伟",
+            "agreement_ref": "AGR-4",
+            "loan_ref": "HL-1",
+            "installment_no": 1,
+            "installment_count": 6,
+            "amount_due": "800.00",
+            "plan_balance": "4800.00",
+            "currency": "CNY",
+            "due_date": (today + timedelta(days=3)).isoformat(),
+            "service_phone": "95188",
+        },
+    )
+    system.producer().enqueue(plan)
+    assert system.wait_outcome(f"{plan['id']}:sms")["outcome"] == "sent"
+
+    apply_event(holds, account, "AGR-4", "completed")
+    assert [h.id for h in holds.holds(account)] == ["operator:complaint"]
+    collection = make_reminder(account_id=account, channels=["sms"])
+    system.producer().enqueue(collection)
+    state = system.wait_outcome(f"{collection['id']}:sms")
+    assert state["outcome"] == "suppressed"
+    assert "complaint under review" in state["reason"]
+
+
+def test_a_hold_whose_until_has_passed_no_longer_applies(system: Herald) -> None:
+    account = _account()
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    added = system.cli(
+        "suppress", "add", account, "--reason", "hardship pause", "--until", until, "--by", "ops-wang"
+    )
+    assert added.returncode == 0, added.stderr
+    system.shift_clock(2 * 3600)
+    reminder = make_reminder(account_id=account, channels=["sms"])
+    system.producer().enqueue(reminder)
+    assert system.wait_outcome(f"{reminder['id']}:sms")["outcome"] == "sent"
+    shown = system.cli("suppress", "show", account)
+    assert "lapsed" in shown.stdout
+    assert "ops-wang" in shown.stdout
+
+
+def test_cancellation_ends_pending_deliveries(system: Herald) -> None:
+    start = datetime.now(UTC) + timedelta(hours=1)
+    reminder = make_reminder(channels=["sms", "email"], not_before=start.isoformat())
+    system.producer().enqueue(reminder)
+    for channel in ("sms", "email"):
+        system.wait_state(f"{reminder['id']}:{channel}", "scheduled")
+
+    done = system.cli("cancel", reminder["id"])
+    assert done.returncode == 0, done.stderr
+    system.shift_clock(2 * 3600)
+    for channel in ("sms", "email"):
+        state = system.delivery(f"{reminder['id']}:{channel}")
+        assert state["outcome"] == "cancelled"
+    assert system.outbox_lines("sms", reminder["id"]) == []
+    assert system.cli("cancel", "no-such-reminder").returncode == 1
+
+
+def test_the_same_reminder_five_times_and_a_message_twice_send_once(system: Herald) -> None:
+    reminder = make_reminder(channels=["sms"])
+    producer = system.producer()
+    statuses = [producer.enqueue(reminder).status for _ in range(5)]
+    assert statuses == ["accepted"] + ["duplicate"] * 4
+    key = f"{reminder['id']}:sms"
+    producer.publish_intake([key])
+    producer.publish_intake([key])
+    assert system.wait_outcome(key)["outcome"] == "sent"
+    marker = make_reminder(channels=["sms"])
+    producer.enqueue(marker)
+    system.wait_outcome(f"{marker['id']}:sms")
+    assert len(system.outbox_lines("sms", reminder["id"])) == 1
+
+
+def test_without_the_marker_nothing_is_sent_and_the_reason_says_why(system: Herald) -> None:
+    client = system.redis()
+    client.delete(MARKER)  # as after a Redis that restarted empty
+    try:
+        reminder = make_reminder(channels=["sms"])
+        system.producer().enqueue(reminder)
+        key = f"{reminder['id']}:sms"
+        waiting = system.wait_state(key, "scheduled")
+        assert "marker missing" in waiting["reason"]
+        assert system.outbox_lines("sms", reminder["id"]) == []
+    finally:
+        assert system.cli("suppress", "init").returncode == 0
+    system.shift_clock(120)
+    assert system.wait_outcome(key)["outcome"] == "sent"
+
+
+def test_csv_import_of_100000_holds_reports_bad_lines_and_is_idempotent(system: Herald, tmp_path) -> None:
+    lines = ["account_id,reason,until,agreement,categories,by"]
+    bad = {}
+    for i in range(100_000):
+        if i % 10_000 == 7:
+            lines.append(f"imp-{i},,,,collection,ops")  # no reason
+            bad[len(lines)] = "reason is required"
+        elif i % 10_000 == 8:
+            lines.append(f"imp-{i},paused,2026-13-40,,collection,ops")  # not a date
+            bad[len(lines)] = "neither a date"
+        elif i % 10_000 == 9:
+            lines.append(f"imp-{i},paused,,,marketing,ops")  # not a category
+            bad[len(lines)] = "unknown categories"
+        else:
+            lines.append(f"imp-{i},agreement signed,,IMP-{i},collection,import")
+    path = tmp_path / "holds.csv"
+    path.write_text("\n".join(lines) + "\n")
+
+    first = system.cli("suppress", "import", str(path))
+    assert first.returncode == 1
+    assert f"{100_000 - len(bad)} added" in first.stdout
+    for number, message in bad.items():
+        assert f"line {number}: " in first.stdout
+        assert message in first.stdout.split(f"line {number}: ")[1].splitlines()[0]
+    again = system.cli("suppress", "import", str(path))
+    assert f"0 added, 0 replaced, {100_000 - len(bad)} unchanged" in again.stdout
+    assert [h.agreement for h in _holds(system).holds("imp-12345")] == ["IMP-12345"]
