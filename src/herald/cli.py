@@ -133,12 +133,24 @@ def _print_enqueue_summary(results: list[tuple[int, EnqueueResult]]) -> None:
 
 @app.command()
 def status(
-    reminder_id: Annotated[str, typer.Argument(help="The reminder's id.")],
+    reminder_id: Annotated[str | None, typer.Argument(help="The reminder's id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    in_doubt: Annotated[
+        bool, typer.Option("--in-doubt", help="List the in-doubt deliveries instead.")
+    ] = False,
 ) -> None:
-    """Show each channel's state, outcome, reason and times. Exits 1 for an unknown id."""
+    """Show each channel's state, outcome, reason and times. Exits 1 for an unknown id.
+
+    With --in-doubt, list the deliveries the provider may have accepted (settle them with
+    `herald resolve`).
+    """
     settings = get_settings()
     client = redis.Redis.from_url(settings.redis_url)
+    if in_doubt:
+        _print_in_doubt(client, as_json)
+        return
+    if reminder_id is None:
+        raise _fail("give a REMINDER_ID, or --in-doubt")
     try:
         view = read_status(client, reminder_id)
     except StatusError as exc:
@@ -171,6 +183,44 @@ def status(
             d["updated_at"],
         )
     out.print(table)
+
+
+def _print_in_doubt(client: redis.Redis, as_json: bool) -> None:
+    from herald.indoubt import list_in_doubt
+
+    rows = list_in_doubt(client, count=1000)
+    if as_json:
+        out.print_json(data=rows)
+        return
+    table = Table(title=f"in-doubt deliveries ({len(rows)})")
+    for column in ("delivery", "since", "reason"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["key"], row["finished_at"], row["reason"])
+    out.print(table)
+
+
+@app.command()
+def resolve(
+    delivery: Annotated[str, typer.Argument(help="The in-doubt delivery key (<reminder id>:<channel>).")],
+    sent: Annotated[
+        bool | None, typer.Option("--sent/--not-sent", help="What the provider says happened.")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="What you checked (recorded).")] = "",
+    by: Annotated[str, typer.Option(help="Who (recorded).")] = os.environ.get("USER", "operator"),
+) -> None:
+    """Settle an in-doubt delivery: --sent (the provider had it) or --not-sent (outcome failed)."""
+    from herald.indoubt import resolve as resolve_delivery
+
+    if sent is None:
+        raise _fail("say --sent or --not-sent")
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    if not resolve_delivery(
+        client, delivery, sent=sent, by=by, reason=reason, events_maxlen=settings.events_maxlen
+    ):
+        raise _fail(f"{delivery} is not in doubt", 1)
+    out.print(f"{delivery}: {'sent' if sent else 'failed (not sent)'}", highlight=False)
 
 
 @app.command()

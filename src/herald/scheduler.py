@@ -32,7 +32,27 @@ class Scheduler:
         self.app = app
         self.redis = client or redis.Redis.from_url(settings.redis_url)
         self._due = self.redis.register_script(store.script_source("due"))
+        self._leases = self.redis.register_script(store.script_source("leases"))
         self._stop = threading.Event()
+
+    def expire_leases(self, limit: int = 500) -> list[str]:
+        """Settle deliveries whose lease ended without a result (``in_doubt``, or resent by policy)."""
+        now = clock.time()
+        args: list[str | float] = [
+            store.PREFIX,
+            now,
+            store.iso(now),
+            self.settings.events_maxlen,
+            limit,
+            self.settings.in_doubt_categories,
+        ]
+        done = self._leases(keys=[store.EVENTS, store.DEADLINES, store.SCHEDULED], args=args)
+        keys = [k.decode() for k in done]
+        if keys:
+            log.warning(
+                "%d deliveries lost their worker after the claim: %s", len(keys), ", ".join(keys[:20])
+            )
+        return keys
 
     def tick(self, limit: int = 1000) -> int:
         """Publish every delivery due now (in rounds of ``limit``); returns how many."""
@@ -61,6 +81,7 @@ class Scheduler:
         log.info("scheduler started (every %.1fs)", self.settings.scheduler_interval)
         while not self._stop.is_set():
             try:
+                self.expire_leases()
                 moved = self.tick()
                 if moved:
                     log.info("published %d due deliveries", moved)

@@ -8,6 +8,8 @@ Keys (all under ``herald:``):
 | ``herald:d:<reminder id>:<channel>`` | hash | one delivery's state, outcome, reason, times, lease |
 | ``herald:events`` | stream | one entry per outcome (trimmed to ``HERALD_EVENTS_MAXLEN``) |
 | ``herald:scheduled`` | sorted set | deliveries waiting for a time, scored by when they are due |
+| ``herald:leases`` | sorted set | claimed deliveries, scored by when their lease ends |
+| ``herald:indoubt`` | sorted set | in-doubt deliveries waiting for an operator (``herald resolve``) |
 | ``herald:deadletter`` | stream | deliveries that ran out of retries (``herald deadletter``) |
 | ``herald:optout:<channel>`` | set | addresses that opted out of a channel |
 | ``herald:ref:<provider>:<id>`` | string | a provider's message id -> delivery key, for receipts |
@@ -29,7 +31,9 @@ EVENTS = PREFIX + "events"
 SCHEDULED = PREFIX + "scheduled"
 DEADLINES = PREFIX + "deadlines"
 DEADLETTER = PREFIX + "deadletter"
-SCRIPTS = ("intake", "claim", "settle", "defer", "due", "replay", "receipt")
+LEASES = PREFIX + "leases"
+IN_DOUBT = PREFIX + "indoubt"
+SCRIPTS = ("intake", "claim", "settle", "defer", "due", "replay", "receipt", "leases", "resolve")
 
 
 def optout_key(channel: str) -> str:

@@ -1,5 +1,7 @@
 -- Shared by every herald script (prepended when the script is loaded).
--- A delivery hash lives at <prefix>d:<delivery key>; the prefix is passed as ARGV[1].
+-- A delivery hash lives at <prefix>d:<delivery key>; the prefix is passed as ARGV[1], and
+-- <prefix>leases (claimed deliveries by lease end) and <prefix>indoubt (in-doubt deliveries)
+-- are derived from it (standalone Redis only, as Celery's Redis transport requires).
 
 local PENDING = {accepted = true, scheduled = true, retrying = true}
 
@@ -9,6 +11,8 @@ local function finish(dkey, member, events, deadlines, maxlen, outcome, reason, 
              'updated_at', now, 'finished_at', now)
   redis.call('HDEL', dkey, 'token', 'lease_until')
   redis.call('ZREM', deadlines, member)
+  redis.call('ZREM', ARGV[1] .. 'leases', member)
+  if outcome == 'in_doubt' then redis.call('ZADD', ARGV[1] .. 'indoubt', now, member) end
   local f = redis.call('HMGET', dkey, 'reminder_id', 'account_id', 'channel', 'kind', 'category')
   redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
              'key', member, 'reminder_id', f[1] or '', 'account_id', f[2] or '',

@@ -69,4 +69,5 @@ redis.call('HSET', dkey, 'state', 'sending', 'token', ARGV[5], 'lease_until', AR
            'updated_at', now)
 redis.call('HINCRBY', dkey, 'attempts', 1)
 redis.call('ZADD', deadlines, ARGV[6], member)
+redis.call('ZADD', ARGV[1] .. 'leases', ARGV[6], member)
 return {'claimed', ''}

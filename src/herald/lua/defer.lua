@@ -9,6 +9,7 @@ if not d[1] then return 0 end
 if ARGV[7] ~= '' then
   if d[1] ~= 'sending' or d[2] ~= ARGV[7] then return 0 end
   redis.call('HDEL', KEYS[1], 'token', 'lease_until')
+  redis.call('ZREM', ARGV[1] .. 'leases', ARGV[2])
 elseif not PENDING[d[1]] then
   return 0
 end

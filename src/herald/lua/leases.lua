@@ -1,0 +1,28 @@
+-- Deliveries whose lease ended without a result: the process died between the claim and the
+-- record. The provider may have accepted them, so they are `in_doubt` (or, for a category
+-- configured to resend, back to `retrying`, due now).
+-- KEYS: [1] events stream, [2] deadlines zset, [3] scheduled zset
+-- ARGV: [1] prefix, [2] now, [3] now ISO, [4] events maxlen, [5] limit,
+--       [6] comma-separated categories that end in_doubt
+-- Returns the delivery keys it settled.
+local now = tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'leases', '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+local done = {}
+for _, member in ipairs(due) do
+  local dkey = ARGV[1] .. 'd:' .. member
+  local d = redis.call('HMGET', dkey, 'state', 'lease_until', 'category')
+  redis.call('ZREM', ARGV[1] .. 'leases', member)
+  if d[1] == 'sending' and tonumber(d[2] or '0') <= now then
+    if string.find(',' .. ARGV[6] .. ',', ',' .. (d[3] or '') .. ',', 1, true) then
+      finish(dkey, member, KEYS[1], KEYS[2], ARGV[4], 'in_doubt',
+             'the lease ended without a result: the worker stopped after claiming it', now, ARGV[3])
+    else
+      redis.call('HDEL', dkey, 'token', 'lease_until')
+      redis.call('HSET', dkey, 'state', 'retrying', 'due', now, 'updated_at', now,
+                 'reason', 'the lease ended without a result: resent by policy')
+      redis.call('ZADD', KEYS[3], now, member)
+    end
+    table.insert(done, member)
+  end
+end
+return done
