@@ -181,6 +181,7 @@ def running_herald(
         "HERALD_TEMPLATES_DIR": str(root / "templates"),
         "HERALD_CLOCK_OFFSET_FILE": str(clock_file),
         "HERALD_SCHEDULER_INTERVAL": "0.1",
+        "HERALD_SEND_WINDOW": "00:00-24:00",  # suites that test the window set their own
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }

@@ -7,12 +7,20 @@ from herald.guards.cancelled import CancelledGuard
 from herald.guards.expired import ExpiredGuard
 from herald.guards.not_before import NotBeforeGuard
 from herald.guards.opted_out import OptedOutGuard
+from herald.guards.send_window import SendWindowGuard
 from herald.guards.suppressed import SuppressedGuard, SuppressionUnknown
 
 
 def default_guards() -> list[Guard]:
     """The guards every batch passes through, in order."""
-    return [CancelledGuard(), ExpiredGuard(), SuppressedGuard(), OptedOutGuard(), NotBeforeGuard()]
+    return [
+        CancelledGuard(),
+        ExpiredGuard(),
+        SuppressedGuard(),
+        OptedOutGuard(),
+        NotBeforeGuard(),
+        SendWindowGuard(),
+    ]
 
 
 __all__ = [

@@ -1,0 +1,64 @@
+"""Send window: collection contact only within allowed local hours of the recipient."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from herald.guards.base import Defer, Delivery, Guard, GuardContext, Verdict
+from herald.store import iso
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """``08:00-22:00`` as (start, end); ``24:00`` means the end of the day."""
+    start, _, end = text.partition("-")
+    h1, m1 = (int(x) for x in start.split(":"))
+    h2, m2 = (int(x) for x in end.split(":"))
+    return time(h1, m1), (time.max if (h2, m2) == (24, 0) else time(h2, m2))
+
+
+def inside(local: time, start: time, end: time) -> bool:
+    """Whether ``local`` falls in the window (which may wrap past midnight)."""
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def next_opening(now: float, timezone: str, start: time, end: time) -> float | None:
+    """None when ``now`` is inside the window, else when it next opens (epoch seconds)."""
+    zone = ZoneInfo(timezone)
+    local = datetime.fromtimestamp(now, tz=zone)
+    if inside(local.time(), start, end):
+        return None
+    opening = datetime.combine(local.date(), start, tzinfo=zone)
+    if opening.timestamp() <= now:
+        opening = datetime.combine(local.date() + timedelta(days=1), start, tzinfo=zone)
+    return opening.timestamp()
+
+
+class SendWindowGuard(Guard):
+    """Defers collection deliveries outside the recipient's allowed hours to the next opening.
+
+    Parameters: ``HERALD_SEND_WINDOW`` (e.g. ``08:00-22:00``, the recipient's local time) and
+    ``HERALD_DEFAULT_TIMEZONE`` for recipients without one. Hook: ``check`` schedules, never
+    drops: the delivery comes back at the opening and every guard runs again.
+    """
+
+    name = "send_window"
+
+    async def check(self, batch: list[Delivery], ctx: GuardContext) -> dict[str, Verdict]:
+        """Defer collection deliveries that are outside the window now."""
+        start, end = parse_window(ctx.settings.send_window)
+        verdicts: dict[str, Verdict] = {}
+        for d in batch:
+            if d.category != "collection":
+                continue
+            zone = d.reminder.get("to", {}).get("timezone") or ctx.settings.default_timezone
+            opening = next_opening(ctx.now, zone, start, end)
+            if opening is not None:
+                verdicts[d.key] = Defer(
+                    opening,
+                    f"outside the send window {ctx.settings.send_window} ({zone}); "
+                    f"next opening {iso(opening)}",
+                )
+        return verdicts
