@@ -25,6 +25,7 @@ import orjson
 import pytest
 import redis
 
+from herald.clock import time as clock_now
 from herald.config import Settings
 from herald.embedded import EmbeddedRedisError, free_port, start_redis
 from herald.producer import Producer
@@ -97,6 +98,33 @@ class Herald:
         return wait_until(
             lambda: (d := self.delivery(key)).get("outcome") and d, timeout, f"outcome of {key}"
         )
+
+    def wait_until_settled(self, key: str, timeout: float = OUTCOME_TIMEOUT) -> dict[str, str]:
+        """Wait until a delivery has an outcome or waits in the scheduler."""
+
+        def settled() -> dict[str, str] | None:
+            d = self.delivery(key)
+            return d if d.get("outcome") or d.get("state") in ("scheduled", "retrying") else None
+
+        return wait_until(settled, timeout, f"{key} to settle")
+
+    def wait_count_sent(self, keys: list[str], count: int, *, settle: bool = False) -> int:
+        """Wait until ``count`` of ``keys`` are sent; with ``settle``, also until no more move."""
+
+        def sent() -> int:
+            return sum(self.delivery(k).get("outcome") == "sent" for k in keys)
+
+        wait_until(lambda: sent() >= count, OUTCOME_TIMEOUT, f"{count} sent")
+        if settle:  # every delivery that came due was looked at: none is left in a queue
+            wait_until(
+                lambda: all(
+                    float(self.delivery(k).get("due") or 0) > clock_now() or self.delivery(k).get("outcome")
+                    for k in keys
+                ),
+                OUTCOME_TIMEOUT,
+                "the due deliveries to be handled",
+            )
+        return sent()
 
     def wait_state(self, key: str, state: str, timeout: float = OUTCOME_TIMEOUT) -> dict[str, str]:
         return wait_until(
@@ -181,7 +209,8 @@ def running_herald(
         "HERALD_TEMPLATES_DIR": str(root / "templates"),
         "HERALD_CLOCK_OFFSET_FILE": str(clock_file),
         "HERALD_SCHEDULER_INTERVAL": "0.1",
-        "HERALD_SEND_WINDOW": "00:00-24:00",  # suites that test the window set their own
+        "HERALD_SEND_WINDOW": "00:00-24:00",  # suites that test the window or caps set their own
+        "HERALD_CAPS": "",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }

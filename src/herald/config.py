@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     lender_name: str = "Herald Credit"
 
     send_window: str = "08:00-22:00"
+    caps: str = "sms.collection=2/24h,1/4h;email.collection=3/24h;push.collection=3/24h"
+    cap_action: Literal["defer", "drop"] = "defer"
     default_timezone: str = "Asia/Shanghai"
 
     visibility_timeout: int = Field(default=3600, ge=60)
@@ -97,6 +99,14 @@ class Settings(BaseSettings):
     def _window(cls, value: str) -> str:
         if not _WINDOW.match(value):
             raise ValueError("must look like 08:00-22:00")
+        return value
+
+    @field_validator("caps")
+    @classmethod
+    def _caps(cls, value: str) -> str:
+        from herald.caps import parse_caps
+
+        parse_caps(value)
         return value
 
     @field_validator("public_url", "pay_url")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from herald import clock, optouts, store, suppression
+from herald.caps import cap_key, rules_arg
 from herald.channels.base import (
     AmbiguousError,
     Message,
@@ -138,7 +139,7 @@ async def defer(rt: Runtime, items: list[Later]) -> list[bool]:
 
 
 async def claim(rt: Runtime, batch: list[Delivery]) -> dict[str, tuple[str, str]]:
-    """The atomic claim of each delivery, pipelined: verdict and token, by key."""
+    """The atomic claim of each delivery, pipelined: verdict and token (else the detail), by key."""
     now = clock.time()
     now_iso = store.iso(now)
     lease = now + rt.settings.lease_seconds
@@ -155,12 +156,17 @@ async def claim(rt: Runtime, batch: list[Delivery]) -> dict[str, tuple[str, str]
                 suppression.holds_key(d.state.get("account_id", "")),
                 suppression.mark_key(d.state.get("account_id", "")),
                 suppression.MARKER,
+                cap_key(d.state.get("account_id", ""), d.channel, d.category),
             ]
             args: list[str | float] = [store.PREFIX, d.key, now, now_iso, tokens[d.key], lease]
-            args += [rt.settings.events_maxlen, *d.addresses]
+            rules = rules_arg(rt.settings.caps, d.channel, d.category)
+            args += [rt.settings.events_maxlen, rules, rt.settings.cap_action, *d.addresses]
             await script(keys=keys, args=args, client=pipe)
         results = await pipe.execute()
-    return {d.key: (r[0].decode(), tokens[d.key]) for d, r in zip(batch, results, strict=True)}
+    return {
+        d.key: (r[0].decode(), tokens[d.key] if r[0] == b"claimed" else r[1].decode())
+        for d, r in zip(batch, results, strict=True)
+    }
 
 
 async def _attempt(rt: Runtime, provider: Provider, message: Message) -> SendResult:
@@ -308,6 +314,13 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
             claimed.append((d, m, token))
         elif answer in ("cancelled", "expired", "opted_out", "suppressed"):
             report.outcomes[d.key] = answer
+        elif answer == "over_cap":
+            report.outcomes[d.key] = "capped"
+        elif answer == "capped":
+            allowed = float(token)
+            early.append(
+                Later(d.key, allowed, f"over the frequency cap; allowed again at {store.iso(allowed)}")
+            )
         elif answer == "unknown_suppression":
             reason = "the suppression store is not populated (marker missing): nothing sent"
             early.append(Later(d.key, clock.time() + UNKNOWN_SUPPRESSION_WAIT, reason))

@@ -1,11 +1,14 @@
 -- The decision to send, immediately before the provider call.
 -- KEYS: [1] delivery hash, [2] reminder record, [3] events stream, [4] deadlines zset,
 --       [5] the channel's opt-out set, [6] the account's holds, [7] its hold marks,
---       [8] the suppression store's marker
+--       [8] the suppression store's marker, [9] the account's contact count for this channel
+--       and category (frequency caps)
 -- ARGV: [1] prefix, [2] delivery key, [3] now (epoch s), [4] now ISO, [5] token,
---       [6] lease until (epoch s), [7] events maxlen, [8..] the addresses to be used
+--       [6] lease until (epoch s), [7] events maxlen, [8] cap rules ("count,seconds;..." or
+--       ""), [9] cap action (defer | drop), [10..] the addresses to be used
 -- Returns {verdict, detail}: claimed | missing | not_pending(state) | cancelled | expired |
--- suppressed | opted_out | unknown_suppression | early(not_before). A cancelled, expired,
+-- suppressed | opted_out | unknown_suppression | early(not_before) | capped(when allowed) |
+-- over_cap(when allowed, finished as capped). A cancelled, expired,
 -- suppressed or opted-out delivery is finished here, atomically. Without the marker nothing
 -- is claimed (fail closed).
 local dkey, rkey, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -53,9 +56,9 @@ if category == 'collection' then
     return {'suppressed', mark[2] or ''}
   end
 end
-if #ARGV >= 8 then
+if #ARGV >= 10 then
   local reachable = false
-  for i = 8, #ARGV do
+  for i = 10, #ARGV do
     if redis.call('SISMEMBER', KEYS[5], ARGV[i]) == 0 then reachable = true end
   end
   if not reachable then
@@ -65,6 +68,32 @@ if #ARGV >= 8 then
   end
 end
 if d[3] and d[3] ~= '' and now < tonumber(d[3]) then return {'early', d[3]} end
+local longest = 0
+if ARGV[8] ~= '' then
+  local allowed_at = nil
+  for rule in string.gmatch(ARGV[8], '[^;]+') do
+    local count, window = string.match(rule, '(%d+),(%d+)')
+    count, window = tonumber(count), tonumber(window)
+    if window > longest then longest = window end
+    local recent = redis.call('ZRANGEBYSCORE', KEYS[9], now - window, '+inf', 'WITHSCORES')
+    local n = #recent / 2
+    if n >= count then
+      local when = tonumber(recent[(n - count) * 2 + 2]) + window
+      if allowed_at == nil or when > allowed_at then allowed_at = when end
+    end
+  end
+  if allowed_at ~= nil then
+    if ARGV[9] == 'drop' then
+      finish(dkey, member, events, deadlines, ARGV[7], 'capped',
+             'over the frequency cap for this account', now, now_iso)
+      return {'over_cap', tostring(allowed_at)}
+    end
+    return {'capped', tostring(allowed_at)}
+  end
+  redis.call('ZADD', KEYS[9], now, member)
+  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - longest)
+  redis.call('EXPIRE', KEYS[9], longest + 60)
+end
 redis.call('HSET', dkey, 'state', 'sending', 'token', ARGV[5], 'lease_until', ARGV[6],
            'updated_at', now)
 redis.call('HINCRBY', dkey, 'attempts', 1)

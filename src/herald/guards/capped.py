@@ -1,0 +1,48 @@
+"""Over the cap: the account was contacted too often on this channel and category lately."""
+
+from __future__ import annotations
+
+from herald.caps import cap_key, parse_caps
+from herald.guards.base import Defer, Delivery, Guard, GuardContext, Skip, Verdict
+from herald.models import Outcome
+from herald.store import iso
+
+
+class CapGuard(Guard):
+    """Defers (or, with ``HERALD_CAP_ACTION=drop``, ends ``capped``) deliveries over a cap.
+
+    Parameters: ``HERALD_CAPS`` and ``HERALD_CAP_ACTION`` (see ``herald.caps``). Hook: ``check``
+    counts recent contacts in one pipeline. It is a pre-filter: the claim counts again
+    atomically, so deliveries of one account racing in other processes cannot pass together.
+    """
+
+    name = "capped"
+
+    async def check(self, batch: list[Delivery], ctx: GuardContext) -> dict[str, Verdict]:
+        """Set aside the deliveries the caps do not allow now."""
+        caps = parse_caps(ctx.settings.caps)
+        capped = [d for d in batch if (d.channel, d.category) in caps]
+        if not capped:
+            return {}
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            for d in capped:
+                longest = max(window for _, window in caps[(d.channel, d.category)])
+                key = cap_key(d.state.get("account_id", ""), d.channel, d.category)
+                pipe.zrangebyscore(key, ctx.now - longest, "+inf", withscores=True)
+            answers = await pipe.execute()
+        verdicts: dict[str, Verdict] = {}
+        for d, recent in zip(capped, answers, strict=True):
+            times = sorted(score for _, score in recent)
+            allowed_at = 0.0
+            for count, window in caps[(d.channel, d.category)]:
+                inside = [t for t in times if t > ctx.now - window]
+                if len(inside) >= count:
+                    allowed_at = max(allowed_at, inside[len(inside) - count] + window)
+            if allowed_at:
+                if ctx.settings.cap_action == "drop":
+                    verdicts[d.key] = Skip(Outcome.CAPPED, "over the frequency cap for this account")
+                else:
+                    verdicts[d.key] = Defer(
+                        allowed_at, f"over the frequency cap; allowed again at {iso(allowed_at)}"
+                    )
+        return verdicts
