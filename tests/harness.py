@@ -211,6 +211,7 @@ def running_herald(
         "HERALD_SCHEDULER_INTERVAL": "0.1",
         "HERALD_SEND_WINDOW": "00:00-24:00",  # suites that test the window or caps set their own
         "HERALD_CAPS": "",
+        "HERALD_DUPLICATE_WINDOW": "0",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }

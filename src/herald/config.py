@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     send_window: str = "08:00-22:00"
     caps: str = "sms.collection=2/24h,1/4h;email.collection=3/24h;push.collection=3/24h"
     cap_action: Literal["defer", "drop"] = "defer"
+    duplicate_window: int = Field(default=6 * 3600, ge=0)
     default_timezone: str = "Asia/Shanghai"
 
     visibility_timeout: int = Field(default=3600, ge=60)

@@ -27,6 +27,7 @@ from herald.channels.base import (
     SendResult,
 )
 from herald.guards import Defer, Delivery, GuardContext, Skip, SuppressionUnknown
+from herald.guards.duplicate import recent_key
 from herald.links import unsubscribe_url
 from herald.masking import mask_address
 from herald.models import PENDING_STATES, Channel, Outcome, split_delivery_key
@@ -157,10 +158,12 @@ async def claim(rt: Runtime, batch: list[Delivery]) -> dict[str, tuple[str, str]
                 suppression.mark_key(d.state.get("account_id", "")),
                 suppression.MARKER,
                 cap_key(d.state.get("account_id", ""), d.channel, d.category),
+                recent_key(d.state.get("account_id", ""), d.state.get("kind", ""), d.channel),
             ]
             args: list[str | float] = [store.PREFIX, d.key, now, now_iso, tokens[d.key], lease]
             rules = rules_arg(rt.settings.caps, d.channel, d.category)
-            args += [rt.settings.events_maxlen, rules, rt.settings.cap_action, *d.addresses]
+            args += [rt.settings.events_maxlen, rules, rt.settings.cap_action, rt.settings.duplicate_window]
+            args += d.addresses
             await script(keys=keys, args=args, client=pipe)
         results = await pipe.execute()
     return {
@@ -312,7 +315,7 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
         answer, token = claims[d.key]
         if answer == "claimed":
             claimed.append((d, m, token))
-        elif answer in ("cancelled", "expired", "opted_out", "suppressed"):
+        elif answer in ("cancelled", "expired", "opted_out", "suppressed", "duplicate"):
             report.outcomes[d.key] = answer
         elif answer == "over_cap":
             report.outcomes[d.key] = "capped"

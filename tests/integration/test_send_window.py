@@ -17,7 +17,11 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 @pytest.fixture(scope="module")
 def windowed(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Herald]:
-    env = {"HERALD_SEND_WINDOW": "08:00-22:00", "HERALD_DEFAULT_TIMEZONE": "Asia/Shanghai"}
+    env = {
+        "HERALD_SEND_WINDOW": "08:00-22:00",
+        "HERALD_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "HERALD_DUPLICATE_WINDOW": "3600",
+    }
     with running_herald(tmp_path_factory.mktemp("windowed"), repo_root, env) as system:
         yield system
 
@@ -76,5 +80,27 @@ def test_agreement_reminders_are_not_bound_by_the_collection_window(windowed: He
         )
         windowed.producer().enqueue(reminder)
         assert windowed.wait_outcome(f"{reminder['id']}:sms")["outcome"] == "sent"
+    finally:
+        windowed.shift_clock(0)
+
+
+def test_the_same_kind_to_the_same_account_twice_within_the_window_is_a_duplicate(windowed: Herald) -> None:
+    shift, _ = _offset_to(time(10, 0))
+    windowed.shift_clock(shift)
+    try:
+        first = make_reminder(account_id="acct-dup", channels=["sms", "email"])
+        windowed.producer().enqueue(first)
+        for channel in ("sms", "email"):
+            assert windowed.wait_outcome(f"{first['id']}:{channel}")["outcome"] == "sent"
+        again = make_reminder(account_id="acct-dup", channels=["sms"])  # decided twice upstream
+        windowed.producer().enqueue(again)
+        state = windowed.wait_outcome(f"{again['id']}:sms")
+        assert state["outcome"] == "duplicate"
+        assert f"{first['id']}:sms" in state["reason"]
+
+        windowed.shift_clock(shift + 2 * 3600)  # past the window: a new notice may go
+        later = make_reminder(account_id="acct-dup", channels=["sms"])
+        windowed.producer().enqueue(later)
+        assert windowed.wait_outcome(f"{later['id']}:sms")["outcome"] == "sent"
     finally:
         windowed.shift_clock(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from herald.guards.base import Defer, Delivery, Guard, GuardContext, Skip, Verdict
 from herald.guards.cancelled import CancelledGuard
 from herald.guards.capped import CapGuard
+from herald.guards.duplicate import DuplicateGuard
 from herald.guards.expired import ExpiredGuard
 from herald.guards.not_before import NotBeforeGuard
 from herald.guards.opted_out import OptedOutGuard
@@ -19,6 +20,7 @@ def default_guards() -> list[Guard]:
         ExpiredGuard(),
         SuppressedGuard(),
         OptedOutGuard(),
+        DuplicateGuard(),
         NotBeforeGuard(),
         SendWindowGuard(),
         CapGuard(),

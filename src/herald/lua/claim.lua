@@ -2,13 +2,15 @@
 -- KEYS: [1] delivery hash, [2] reminder record, [3] events stream, [4] deadlines zset,
 --       [5] the channel's opt-out set, [6] the account's holds, [7] its hold marks,
 --       [8] the suppression store's marker, [9] the account's contact count for this channel
---       and category (frequency caps)
+--       and category (frequency caps), [10] the last delivery of this kind to the account on
+--       this channel (duplicate window)
 -- ARGV: [1] prefix, [2] delivery key, [3] now (epoch s), [4] now ISO, [5] token,
 --       [6] lease until (epoch s), [7] events maxlen, [8] cap rules ("count,seconds;..." or
---       ""), [9] cap action (defer | drop), [10..] the addresses to be used
+--       ""), [9] cap action (defer | drop), [10] duplicate window in seconds (0: off),
+--       [11..] the addresses to be used
 -- Returns {verdict, detail}: claimed | missing | not_pending(state) | cancelled | expired |
 -- suppressed | opted_out | unknown_suppression | early(not_before) | capped(when allowed) |
--- over_cap(when allowed, finished as capped). A cancelled, expired,
+-- over_cap(when allowed, finished as capped) | duplicate(the earlier delivery). A cancelled, expired,
 -- suppressed or opted-out delivery is finished here, atomically. Without the marker nothing
 -- is claimed (fail closed).
 local dkey, rkey, events, deadlines = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -56,9 +58,9 @@ if category == 'collection' then
     return {'suppressed', mark[2] or ''}
   end
 end
-if #ARGV >= 10 then
+if #ARGV >= 11 then
   local reachable = false
-  for i = 10, #ARGV do
+  for i = 11, #ARGV do
     if redis.call('SISMEMBER', KEYS[5], ARGV[i]) == 0 then reachable = true end
   end
   if not reachable then
@@ -68,6 +70,18 @@ if #ARGV >= 10 then
   end
 end
 if d[3] and d[3] ~= '' and now < tonumber(d[3]) then return {'early', d[3]} end
+local dup_window = tonumber(ARGV[10])
+if dup_window > 0 then
+  local mark = redis.call('GET', KEYS[10])
+  local at, earlier = nil, nil
+  if mark then at, earlier = string.match(mark, '^(%S+) (.+)$') end
+  if earlier and earlier ~= member and now - tonumber(at) < dup_window then
+    finish(dkey, member, events, deadlines, ARGV[7], 'duplicate',
+           'the same kind went to this account on this channel recently (' .. earlier .. ')',
+           now, now_iso)
+    return {'duplicate', earlier}
+  end
+end
 local longest = 0
 if ARGV[8] ~= '' then
   local allowed_at = nil
@@ -97,6 +111,9 @@ end
 redis.call('HSET', dkey, 'state', 'sending', 'token', ARGV[5], 'lease_until', ARGV[6],
            'updated_at', now)
 redis.call('HINCRBY', dkey, 'attempts', 1)
+if dup_window > 0 then
+  redis.call('SET', KEYS[10], ARGV[3] .. ' ' .. member, 'EX', math.ceil(dup_window) + 86400)
+end
 redis.call('ZADD', deadlines, ARGV[6], member)
 redis.call('ZADD', ARGV[1] .. 'leases', ARGV[6], member)
 return {'claimed', ''}

@@ -1,0 +1,54 @@
+"""Redis memory for N suppression holds (default 1,000,000), on a redis-server of its own.
+
+    .venv/bin/python bench/holds_memory.py [N]
+
+Each hold is an agreement hold on its own account, written as `herald suppress import` writes
+them (pipelined, with the hold mark, the account index and the audit entry). Prints the
+memory used by the holds with and without their audit stream.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from herald.embedded import free_port, start_redis
+from herald.suppression import AUDIT, Hold, SuppressionStore
+
+
+def main(count: int) -> None:
+    home = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    port = free_port()
+    proc = start_redis(port, home, home / "redis.log")
+    try:
+        client = redis.Redis(port=port)
+        base = int(client.info("memory")["used_memory"])
+        holds = SuppressionStore(client)
+        started = time.perf_counter()
+        batch: list[Hold] = []
+        for i in range(count):
+            batch.append(Hold(id=f"agreement:AGR-{i:07d}", account_id=f"acct-{i:08d}", source="agreement",
+                              reason="repayment agreement signed", agreement=f"AGR-{i:07d}", by="import"))
+            if len(batch) == 1000:
+                holds.add_many(batch)
+                batch = []
+        if batch:
+            holds.add_many(batch)
+        elapsed = time.perf_counter() - started
+        used = int(client.info("memory")["used_memory"]) - base
+        client.delete(AUDIT)
+        without_audit = int(client.info("memory")["used_memory"]) - base
+        print(f"holds: {count:,}  written in {elapsed:.1f} s ({count / elapsed:,.0f}/s)")
+        print(f"redis memory with the audit stream:    {used / 2**20:,.0f} MiB ({used / count:,.0f} B/hold)")
+        print(f"redis memory without the audit stream: {without_audit / 2**20:,.0f} MiB ({without_audit / count:,.0f} B/hold)")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
