@@ -31,8 +31,16 @@ def main(count: int) -> None:
         started = time.perf_counter()
         batch: list[Hold] = []
         for i in range(count):
-            batch.append(Hold(id=f"agreement:AGR-{i:07d}", account_id=f"acct-{i:08d}", source="agreement",
-                              reason="repayment agreement signed", agreement=f"AGR-{i:07d}", by="import"))
+            batch.append(
+                Hold(
+                    id=f"agreement:AGR-{i:07d}",
+                    account_id=f"acct-{i:08d}",
+                    source="agreement",
+                    reason="repayment agreement signed",
+                    agreement=f"AGR-{i:07d}",
+                    by="import",
+                )
+            )
             if len(batch) == 1000:
                 holds.add_many(batch)
                 batch = []
@@ -43,8 +51,10 @@ def main(count: int) -> None:
         client.delete(AUDIT)
         without_audit = int(client.info("memory")["used_memory"]) - base
         print(f"holds: {count:,}  written in {elapsed:.1f} s ({count / elapsed:,.0f}/s)")
-        print(f"redis memory with the audit stream:    {used / 2**20:,.0f} MiB ({used / count:,.0f} B/hold)")
-        print(f"redis memory without the audit stream: {without_audit / 2**20:,.0f} MiB ({without_audit / count:,.0f} B/hold)")
+        for label, size in (("with", used), ("without", without_audit)):
+            print(
+                f"redis memory {label} the audit stream: {size / 2**20:,.0f} MiB ({size / count:,.0f} B/hold)"
+            )
     finally:
         proc.terminate()
         proc.wait()
