@@ -49,7 +49,8 @@ def sample_reminders(catalog: Catalog, now: datetime, run_id: str) -> list[dict[
             reminders.append(
                 {
                     "id": f"sample-{run_id}-{spec.name}-{locale}",
-                    "account_id": f"acct-sample-{locale.lower()}",
+                    # one account per sample: one borrower gets one notice, within every cap
+                    "account_id": f"acct-sample-{spec.name.replace('_', '-')}-{locale.lower()}",
                     "kind": spec.name,
                     "channels": [c for c in CHANNELS if c in spec.locales],
                     "to": to,
