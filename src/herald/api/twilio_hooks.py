@@ -44,6 +44,7 @@ async def signed_form(
 
 @router.post("/status", summary="Twilio message status callback (delivery receipts)")
 def status_callback(
+    request: Request,
     form: Annotated[dict[str, str], Depends(signed_form)],
     client: Annotated[redis.Redis, Depends(redis_of)],
     settings: Annotated[Settings, Depends(settings_of)],
@@ -58,7 +59,7 @@ def status_callback(
         return {"result": "unknown message"}
     delivery = key.decode() if isinstance(key, bytes) else str(key)
     now = clock.time()
-    script = client.register_script(store.script_source("receipt"))
+    script = request.app.state.receipt_script
     args: list[str | float] = [
         store.PREFIX,
         delivery,

@@ -143,15 +143,10 @@ class SMTPEmailProvider(Provider):
                 try:
                     await client.mail(sender)
                     await client.rcpt(str(message.address))
-                except aiosmtplib.SMTPSenderRefused as exc:
+                except aiosmtplib.SMTPResponseException as exc:  # refused: MAIL or RCPT
                     await _reset(client)
-                    raise _by_code(exc.code, exc.message, "sender") from None
-                except aiosmtplib.SMTPRecipientRefused as exc:
-                    await _reset(client)
-                    raise _by_code(exc.code, exc.message, "recipient") from None
-                except aiosmtplib.SMTPResponseException as exc:
-                    await _reset(client)
-                    raise _by_code(exc.code, exc.message, "envelope") from None
+                    stage = "sender" if isinstance(exc, aiosmtplib.SMTPSenderRefused) else "recipient"
+                    raise _by_code(exc.code, exc.message, stage) from None
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                     client.close()
                     raise RetryableError(
