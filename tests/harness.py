@@ -47,6 +47,27 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.05)
 
 
+class RedisServer:
+    """The system's redis-server (AOF on): stopped and started again on the same port and data."""
+
+    def __init__(self, port: int, data: Path, log: Path) -> None:
+        self.port, self.data, self.log = port, data, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        try:
+            self.proc = start_redis(self.port, self.data, self.log)
+        except EmbeddedRedisError as exc:
+            pytest.fail(str(exc))
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM): Redis writes its AOF and exits."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
 @dataclass
 class Herald:
     """The running system under test and helpers to drive it."""
@@ -58,6 +79,7 @@ class Herald:
     logs: Path
     root: Path
     api_url: str = ""
+    redis_server: RedisServer | None = None
 
     def settings(self) -> Settings:
         return Settings(redis_url=self.url, outbox_dir=self.outbox, templates_dir=self.root / "templates")
@@ -194,10 +216,8 @@ def running_herald(
     logs = home / "log"
     logs.mkdir(exist_ok=True)
     port = free_port()
-    try:
-        redis_proc = start_redis(port, home / "redis", logs / "redis.log")
-    except EmbeddedRedisError as exc:
-        pytest.fail(str(exc))
+    redis_server = RedisServer(port, home / "redis", logs / "redis.log")
+    redis_server.start()
     url = f"redis://127.0.0.1:{port}/0"
     SuppressionStore(redis.Redis.from_url(url)).initialize("tests")
     clock_file = home / "clock-offset"
@@ -215,7 +235,7 @@ def running_herald(
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    system = Herald(url, env, home / "outbox", clock_file, logs, root)
+    system = Herald(url, env, home / "outbox", clock_file, logs, root, redis_server=redis_server)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         worker_log = logs / "worker.log"
@@ -250,11 +270,16 @@ def running_herald(
             return ok
 
         wait_until(ready, READY_TIMEOUT, "the worker (and API) to be ready")
+        outer_clock = os.environ.get("HERALD_CLOCK_OFFSET_FILE")
         os.environ["HERALD_CLOCK_OFFSET_FILE"] = str(clock_file)  # the test process shares the clock
-        yield system
+        try:
+            yield system
+        finally:
+            if outer_clock is None:
+                os.environ.pop("HERALD_CLOCK_OFFSET_FILE", None)
+            else:  # a system started inside another gives the outer one its clock back
+                os.environ["HERALD_CLOCK_OFFSET_FILE"] = outer_clock
     finally:
-        os.environ.pop("HERALD_CLOCK_OFFSET_FILE", None)
         for proc in reversed(procs):
             _stop(proc)
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
+        redis_server.stop()

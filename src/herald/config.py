@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     sms_max_segments: int = Field(default=5, ge=1, le=20)
     events_maxlen: int = Field(default=1_000_000, ge=1000)
     scheduler_interval: float = Field(default=0.5, gt=0, le=60)
+    rate_sms_burst: int | None = Field(default=None, ge=1)
+    rate_email_burst: int | None = Field(default=None, ge=1)
+    rate_push_burst: int | None = Field(default=None, ge=1)
+    rate_sms_sender: str = ""
+    rate_max_wait: float = Field(default=2.0, ge=0, le=60)
+    redis_patience: float | None = Field(default=None, ge=0, le=900)
 
     connect_timeout: float = Field(default=5.0, gt=0, le=120)
     provider_timeout: float = Field(default=15.0, gt=0, le=300)
@@ -128,9 +134,35 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown categories {sorted(names - known)}; known: {sorted(known)}")
         return ",".join(sorted(names))
 
+    @field_validator("rate_sms", "rate_email", "rate_push", "rate_sms_sender")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from herald.ratelimit import parse_rate
+
+        parse_rate(value)
+        return value
+
+    @model_validator(mode="after")
+    def _patience_fits(self) -> Settings:
+        if self.redis_patience is not None and self.redis_patience > self.visibility_timeout / 8:
+            raise ValueError(
+                f"redis_patience ({self.redis_patience:g} s) must stay under an eighth of "
+                f"visibility_timeout ({self.visibility_timeout} s): a batch waits for Redis at most "
+                "twice, and a task must end well inside the visibility timeout"
+            )
+        return self
+
     def in_doubt_for(self, category: str) -> bool:
         """Whether an ambiguous provider failure of this category ends ``in_doubt`` (else resent)."""
         return category in self.in_doubt_categories.split(",")
+
+    @property
+    def redis_wait(self) -> float:
+        """How long a worker waits out a Redis outage in one batch (default: 120 s, at most
+        an eighth of the visibility timeout)."""
+        if self.redis_patience is not None:
+            return self.redis_patience
+        return min(120.0, self.visibility_timeout / 8)
 
     @property
     def lease_seconds(self) -> int:

@@ -31,12 +31,14 @@ from herald.guards.duplicate import recent_key
 from herald.links import unsubscribe_url
 from herald.masking import mask_address
 from herald.models import PENDING_STATES, Channel, Outcome, split_delivery_key
+from herald.ratelimit import cost_of
 from herald.rendering import RenderError
-from herald.retry import next_delay, quick_retrying
+from herald.retry import next_delay, quick_retrying, redis_patience
 from herald.runtime import Runtime
 
 log = logging.getLogger("herald.pipeline")
 
+IMMEDIATE = 0.005  # seconds: a token due this soon is taken with the batch's pipelined claim
 UNKNOWN_SUPPRESSION_WAIT = 30.0  # seconds before a batch set aside by a failed-closed guard is tried again
 
 
@@ -155,7 +157,6 @@ async def claim(rt: Runtime, batch: list[Delivery]) -> dict[str, tuple[str, str]
                 store.DEADLINES,
                 store.optout_key(d.channel),
                 suppression.holds_key(d.state.get("account_id", "")),
-                suppression.mark_key(d.state.get("account_id", "")),
                 suppression.MARKER,
                 cap_key(d.state.get("account_id", ""), d.channel, d.category),
                 recent_key(d.state.get("account_id", ""), d.state.get("kind", ""), d.channel),
@@ -244,8 +245,12 @@ def _message(d: Delivery, rendered_channel: Channel, rt: Runtime) -> Message:
 
 
 async def _record(rt: Runtime, report: BatchReport, finishes: list[Finish], laters: list[Later]) -> None:
+    """Record outcomes and waits; a Redis outage is waited out, so a provider's answer is kept."""
     if finishes:
-        for f, done in zip(finishes, await settle(rt, finishes), strict=True):
+        async for attempt in redis_patience(rt.settings, "recording outcomes"):
+            with attempt:
+                settled = await settle(rt, finishes)
+        for f, done in zip(finishes, settled, strict=True):
             if done:
                 report.outcomes[f.key] = f.outcome.value
                 log.info("%s %s %s", f.key, f.outcome.value, f.reason)
@@ -253,14 +258,29 @@ async def _record(rt: Runtime, report: BatchReport, finishes: list[Finish], late
                 report.outcomes[f.key] = "lease-lost"
                 log.warning("%s: lease lost before recording %s", f.key, f.outcome.value)
     if laters:
-        for item, done in zip(laters, await defer(rt, laters), strict=True):
+        async for attempt in redis_patience(rt.settings, "setting deliveries aside"):
+            with attempt:
+                deferred = await defer(rt, laters)
+        for item, done in zip(laters, deferred, strict=True):
             if done:
                 report.deferred[item.key] = item.until
                 log.info("%s %s until %s: %s", item.key, item.state, store.iso(item.until), item.reason)
 
 
 async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> BatchReport:
-    """Take one batch of delivery keys of ``channel`` through the whole flow."""
+    """Take one batch through the flow; while Redis is unreachable, wait and start it again.
+
+    Starting again is safe: what was recorded is skipped at load, what was claimed is no longer
+    pending, and no provider call happens without a claim, which needs Redis. Nothing is sent
+    while Redis is unreachable (fail closed).
+    """
+    async for attempt in redis_patience(rt.settings, f"processing a {channel} batch"):
+        with attempt:
+            return await _process_batch(rt, channel, keys)
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+async def _process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> BatchReport:
     report = BatchReport()
     batch = await load(rt, channel, keys, report)
     if not batch:
@@ -308,10 +328,51 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
         )
         return report
 
-    claims = await claim(rt, [d for d, _ in ready])
+    grants = await rt.limiter.reserve(channel, [_cost(m) for _, m in ready], rt.sender(channel))
+    now_group: list[tuple[Delivery, Message]] = []
+    waiting: list[tuple[float, Delivery, Message]] = []
+    early: list[Later] = []
+    for (d, m), grant in zip(ready, grants, strict=True):
+        if not grant.granted:
+            until = clock.time() + grant.wait
+            early.append(
+                Later(d.key, until, f"rate limit: the provider's limit has room at {store.iso(until)}")
+            )
+        elif grant.wait <= IMMEDIATE:
+            now_group.append((d, m))
+        else:
+            waiting.append((grant.wait, d, m))
+    groups = [_claim_and_send(rt, report, now_group)]
+    groups += [_claim_and_send(rt, report, [(d, m)], wait) for wait, d, m in waiting]
+    sent: list[tuple[Finish | Later, list[str]]] = []
+    for results, set_aside in await asyncio.gather(*groups):
+        sent += results
+        early += set_aside
+    await _record(
+        rt,
+        report,
+        [f for f, _ in sent if isinstance(f, Finish)],
+        [later for later, _ in sent if isinstance(later, Later)] + early,
+    )
+    async for attempt in redis_patience(rt.settings, "recording provider references and opt-outs"):
+        with attempt:
+            await _drop_addresses(rt, channel, [gone for _, gone in sent])
+            await _index_refs(rt, [f for f, _ in sent if isinstance(f, Finish) and f.outcome is Outcome.SENT])
+    return report
+
+
+async def _claim_and_send(
+    rt: Runtime, report: BatchReport, items: list[tuple[Delivery, Message]], wait: float = 0.0
+) -> tuple[list[tuple[Finish | Later, list[str]]], list[Later]]:
+    """After the rate limiter's wait: claim (the decision), then send what was claimed."""
+    if not items:
+        return [], []
+    if wait > 0:
+        await asyncio.sleep(wait)  # a short wait for a reserved token, inside the event loop
+    claims = await claim(rt, [d for d, _ in items])
     claimed: list[tuple[Delivery, Message, str]] = []
     early: list[Later] = []
-    for d, m in ready:
+    for d, m in items:
         answer, token = claims[d.key]
         if answer == "claimed":
             claimed.append((d, m, token))
@@ -331,17 +392,14 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
             early.append(Later(d.key, d.time("not_before") or clock.time(), "not before its time"))
         else:
             report.dropped[d.key] = f"claim refused: {answer}"
-
     sent = await asyncio.gather(*(_send_one(rt, d, m, token) for d, m, token in claimed))
-    await _drop_addresses(rt, channel, [gone for _, gone in sent])
-    await _index_refs(rt, [f for f, _ in sent if isinstance(f, Finish) and f.outcome is Outcome.SENT])
-    await _record(
-        rt,
-        report,
-        [f for f, _ in sent if isinstance(f, Finish)],
-        [later for later, _ in sent if isinstance(later, Later)] + early,
-    )
-    return report
+    return list(sent), early
+
+
+def _cost(message: Message) -> int:
+    segments = message.rendered.segments.segments if message.rendered.segments else None
+    addresses = len(message.address) if isinstance(message.address, list) else 1
+    return cost_of(message.channel, segments, addresses)
 
 
 async def _drop_addresses(rt: Runtime, channel: Channel, lists: list[list[str]]) -> None:

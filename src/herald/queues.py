@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
+from herald.broker import transport_for
 from herald.config import Settings, get_settings
 from herald.models import CHANNELS, Channel
 
@@ -39,6 +40,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {"visibility_timeout": settings.visibility_timeout}
     return {
         "broker_url": settings.redis_url,
+        "broker_transport": transport_for(settings.redis_url),
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "result_backend": None,

@@ -8,19 +8,27 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
+import redis
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
+    wait_exponential,
 )
 from tenacity.stop import stop_base
 
 from herald.channels.base import RetryableError
 from herald.config import Settings
+
+log = logging.getLogger("herald.retry")
+
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+"""Redis unreachable, a connection reset, or Redis still loading its data after a restart."""
 
 
 def _retry_after(state: RetryCallState) -> float:
@@ -62,3 +70,26 @@ def next_delay(settings: Settings, retries: int, retry_after: float | None) -> f
     """Seconds until the next slow-tier attempt: exponential with jitter, never under Retry-After."""
     ceiling: float = min(settings.retry_max_delay, settings.retry_base * 2.0**retries)
     return max(ceiling * random.uniform(0.5, 1.0), retry_after or 0.0)  # noqa: S311
+
+
+def redis_patience(settings: Settings, what: str) -> AsyncRetrying:
+    """Tenacity's retrier for Redis outages: waits up to ``HERALD_REDIS_PATIENCE`` seconds
+    (:attr:`Settings.redis_wait`).
+
+    Used where giving up would lose something worth keeping: a provider's answer not yet
+    recorded, or a batch whose checks could not run (nothing was sent; it is tried again).
+    """
+
+    def note(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "redis unreachable while %s (%s); trying again (attempt %d)", what, exc, state.attempt_number
+        )
+
+    return AsyncRetrying(
+        retry=retry_if_exception_type(REDIS_DOWN),
+        stop=stop_after_delay(settings.redis_wait),
+        wait=wait_exponential(multiplier=0.1, max=5.0),
+        before_sleep=note,
+        reraise=True,
+    )

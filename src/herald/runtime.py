@@ -18,6 +18,7 @@ from herald.channels.base import Provider
 from herald.config import Settings
 from herald.guards import Guard, default_guards
 from herald.models import Channel
+from herald.ratelimit import Limiter
 from herald.rendering import Renderer
 
 
@@ -35,10 +36,17 @@ class Runtime:
         self.scripts: dict[str, AsyncScript] = {
             name: self.redis.register_script(store.script_source(name)) for name in store.SCRIPTS
         }
+        self.limiter = Limiter(settings, self.redis, self.scripts["ratelimit"])
         self.guards: list[Guard] = default_guards()
         self.in_flight = asyncio.Semaphore(settings.in_flight)
         self._providers: dict[Channel, Provider] = {}
         self._lock = asyncio.Lock()
+
+    def sender(self, channel: Channel) -> str:
+        """The sender whose own limit applies (the Twilio number or Messaging Service), if any."""
+        if channel == "sms" and self.settings.sms_provider == "twilio":
+            return self.settings.twilio_from or self.settings.twilio_messaging_service_sid or ""
+        return ""
 
     async def provider(self, channel: Channel) -> Provider:
         """The started provider for ``channel`` (built on first use)."""

@@ -33,7 +33,7 @@ DEADLINES = PREFIX + "deadlines"
 DEADLETTER = PREFIX + "deadletter"
 LEASES = PREFIX + "leases"
 IN_DOUBT = PREFIX + "indoubt"
-SCRIPTS = ("intake", "claim", "settle", "defer", "due", "replay", "receipt", "leases", "resolve")
+SCRIPTS = ("intake", "claim", "settle", "defer", "due", "replay", "receipt", "leases", "resolve", "ratelimit")
 
 
 def optout_key(channel: str) -> str:

@@ -8,14 +8,19 @@ Redis layout, per account:
 
 | key | type | holds |
 | --- | --- | --- |
-| ``herald:holds:<account>`` | hash | hold id -> the hold as JSON |
-| ``herald:holdmark:<account>`` | hash | per category: when the latest hold began, and its id |
+| ``herald:holds:<account>`` | hash | hold id -> the hold as compact JSON; ``^<category>`` -> the mark |
 | ``herald:holds:index`` | sorted set | accounts with holds (for listing) |
 | ``herald:suppression:marker`` | string | present when the store is populated; without it nothing is sent |
 
-The hold mark outlives the hold: it implements "decided before the agreement". A collection
-delivery accepted before the account's latest collection hold began is never sent, even after
-the hold is lifted.
+A mark (``^collection`` -> ``"<epoch seconds> <hold id>"``) records when the account's latest
+hold of a category began. It outlives the hold: it implements "decided before the agreement". A
+collection delivery accepted before the account's latest collection hold began is never sent,
+even after the hold is lifted. Hold ids never begin with ``^``.
+
+The stored JSON leaves out what the key already says (account, id), what can be derived
+(source: an agreement hold names its agreement) and defaults (``categories`` when it is just
+``collection``, an absent ``until``): one million holds fit in a few hundred MiB (see
+``bench/holds_memory.py`` and the README).
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from herald import clock, store
 from herald.models import Category
 
 HOLDS = store.PREFIX + "holds:"
-MARK = store.PREFIX + "holdmark:"
+MARK_PREFIX = "^"
 INDEX = store.PREFIX + "holds:index"
 AUDIT = store.PREFIX + "holds:audit"
 MARKER = store.PREFIX + "suppression:marker"
 AUDIT_MAXLEN = 10_000_000
+COMPACT_VALUE = 256
 CATEGORIES: tuple[Category, ...] = ("collection", "agreement", "transactional")
 
 
@@ -47,9 +53,24 @@ def holds_key(account: str) -> str:
     return HOLDS + account
 
 
-def mark_key(account: str) -> str:
-    """The hash of when an account's latest hold per category began."""
-    return MARK + account
+def mark_field(category: str) -> str:
+    """The field of an account's holds hash that holds the mark of ``category``."""
+    return MARK_PREFIX + category
+
+
+def split_holds(account: str, raw: dict[Any, Any]) -> tuple[list[Hold], dict[str, tuple[float, str]]]:
+    """An account's holds hash, read: its holds (oldest first) and its marks by category."""
+    holds: list[Hold] = []
+    marks: dict[str, tuple[float, str]] = {}
+    for k, v in raw.items():
+        name = k.decode() if isinstance(k, bytes) else str(k)
+        if name.startswith(MARK_PREFIX):
+            at, _, hold = (v.decode() if isinstance(v, bytes) else str(v)).partition(" ")
+            marks[name[len(MARK_PREFIX) :]] = (float(at), hold)
+        else:
+            holds.append(Hold.from_json(v, id=name, account_id=account))
+    holds.sort(key=lambda h: h.created_at)
+    return holds, marks
 
 
 @dataclass(frozen=True)
@@ -80,15 +101,36 @@ class Hold:
         return f"hold {self.id} ({where}): {self.reason}"
 
     def to_json(self) -> bytes:
-        """The stored form."""
-        return orjson.dumps(asdict(self))
+        """The stored form: without the id and account (the hash and field name them)."""
+        data: dict[str, Any] = {"reason": self.reason, "by": self.by, "at": round(self.created_at, 3)}
+        if self.agreement:
+            data["agreement"] = self.agreement
+        if self.until is not None:
+            data["until"] = self.until
+        if tuple(self.categories) != ("collection",):
+            data["categories"] = list(self.categories)
+        return orjson.dumps(data)
+
+    def to_record(self) -> bytes:
+        """The stored form with the hold's id (the audit trail names the account beside it)."""
+        return b'{"id":' + orjson.dumps(self.id) + b"," + self.to_json()[1:]
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> Hold:
-        """Read the stored form."""
+    def from_json(cls, raw: bytes | str, *, id: str, account_id: str) -> Hold:
+        """Read the stored form of hold ``id`` of ``account_id``."""
         data: dict[str, Any] = orjson.loads(raw)
-        data["categories"] = tuple(data.get("categories", ("collection",)))
-        return cls(**data)
+        agreement = data.get("agreement")
+        return cls(
+            id=id,
+            account_id=account_id,
+            source="agreement" if agreement else "operator",
+            reason=data.get("reason", ""),
+            categories=tuple(data.get("categories", ("collection",))),
+            agreement=agreement,
+            until=data.get("until"),
+            by=data.get("by", ""),
+            created_at=float(data.get("at", 0.0)),
+        )
 
 
 def parse_until(value: str | None, timezone: str) -> float | None:
@@ -145,8 +187,13 @@ class SuppressionStore:
 
     def holds(self, account: str) -> list[Hold]:
         """Every hold of ``account`` (lapsed ones included), oldest first."""
-        raw = self.redis.hvals(holds_key(account))
-        return sorted((Hold.from_json(r) for r in raw), key=lambda h: h.created_at)
+        holds, _ = split_holds(account, self.redis.hgetall(holds_key(account)))
+        return holds
+
+    def marks(self, account: str) -> dict[str, tuple[float, str]]:
+        """When the account's latest hold per category began, and its id."""
+        _, marks = split_holds(account, self.redis.hgetall(holds_key(account)))
+        return marks
 
     def audit(self, account: str | None = None, count: int = 100) -> list[dict[str, str]]:
         """The latest audit entries, newest first, optionally of one account."""
@@ -181,7 +228,7 @@ class SuppressionStore:
         if not hold.created_at:
             hold = Hold(**{**asdict(hold), "created_at": now})
         before_raw = self.redis.hget(holds_key(hold.account_id), hold.id)
-        before = Hold.from_json(before_raw) if before_raw else None
+        before = Hold.from_json(before_raw, id=hold.id, account_id=hold.account_id) if before_raw else None
         if (
             before is not None
             and before.to_json() == Hold(**{**asdict(hold), "created_at": before.created_at}).to_json()
@@ -189,11 +236,7 @@ class SuppressionStore:
             return Change("unchanged", hold.account_id, before, before)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(holds_key(hold.account_id), hold.id, hold.to_json())
-            for category in hold.categories:
-                pipe.hset(
-                    mark_key(hold.account_id),
-                    mapping={category: hold.created_at, f"{category}:hold": hold.id},
-                )
+            pipe.hset(holds_key(hold.account_id), mapping=_marks(hold))
             pipe.zadd(INDEX, {hold.account_id: 0})
             pipe.xadd(
                 AUDIT,
@@ -221,7 +264,7 @@ class SuppressionStore:
         changes: list[Change] = []
         with self.redis.pipeline(transaction=True) as pipe:
             for h, raw in zip(holds, existing, strict=True):
-                before = Hold.from_json(raw) if raw else None
+                before = Hold.from_json(raw, id=h.id, account_id=h.account_id) if raw else None
                 hold = Hold(
                     **{**asdict(h), "created_at": before.created_at if before else (h.created_at or now)}
                 )
@@ -230,9 +273,7 @@ class SuppressionStore:
                     continue
                 pipe.hset(holds_key(hold.account_id), hold.id, hold.to_json())
                 if before is None:
-                    for category in hold.categories:
-                        mark: dict[Any, Any] = {category: hold.created_at, f"{category}:hold": hold.id}
-                        pipe.hset(mark_key(hold.account_id), mapping=mark)
+                    pipe.hset(holds_key(hold.account_id), mapping=_marks(hold))
                 pipe.zadd(INDEX, {hold.account_id: 0})
                 action = "add" if before is None else "replace"
                 entry = _audit(action, hold.account_id, hold.by, before, hold, hold.reason)
@@ -268,6 +309,26 @@ class SuppressionStore:
         return Change("lifted", account, lifted=chosen)
 
 
+def compactness_advice(client: redis.Redis) -> str | None:
+    """Advice when Redis would store each account's holds as a full hash table (more memory)."""
+    try:
+        answer: Any = client.config_get("hash-max-listpack-value")
+        value = int(next(iter(answer.values())))
+    except (redis.ResponseError, StopIteration, ValueError):
+        return None  # CONFIG is often disabled on managed Redis: nothing to say
+    if value >= COMPACT_VALUE:
+        return None
+    return (
+        f"Redis has hash-max-listpack-value {value}; with {COMPACT_VALUE} (deploy/redis.conf) "
+        "holds take about 40% less memory"
+    )
+
+
+def _marks(hold: Hold) -> dict[Any, Any]:
+    """The marks a new hold sets: it is now the latest hold of each of its categories."""
+    return {mark_field(c): f"{hold.created_at:.3f} {hold.id}" for c in hold.categories}
+
+
 def _t(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
@@ -281,8 +342,8 @@ def _audit(
         "by": by,
         "reason": reason,
         "at": store.iso(clock.time()),
-        "before": before.to_json() if before else "",
-        "after": after.to_json() if after else "",
+        "before": before.to_record() if before else "",
+        "after": after.to_record() if after else "",
     }
 
 

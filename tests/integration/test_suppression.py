@@ -8,7 +8,7 @@ import pytest
 
 from herald.agreements import apply_event
 from herald.producer import Producer
-from herald.suppression import MARKER, Hold, SuppressionStore
+from herald.suppression import MARKER, Hold, SuppressionStore, compactness_advice
 from tests.harness import Herald, make_reminder
 
 pytestmark = pytest.mark.integration
@@ -229,3 +229,39 @@ def test_csv_import_of_100000_holds_reports_bad_lines_and_is_idempotent(system: 
     again = system.cli("suppress", "import", str(path))
     assert f"0 added, 0 replaced, {100_000 - len(bad)} unchanged" in again.stdout
     assert [h.agreement for h in _holds(system).holds("imp-12345")] == ["IMP-12345"]
+
+
+def test_holds_are_stored_compactly_with_their_marks_beside_them(system: Herald) -> None:
+    account = _account()
+    store = _holds(system)
+    store.add(
+        Hold(
+            id="agreement:AGR-9",
+            account_id=account,
+            source="agreement",
+            reason="signed",
+            agreement="AGR-9",
+            by="ops",
+        )
+    )
+    raw = system.redis().hgetall(f"herald:holds:{account}")
+    assert set(raw) == {"agreement:AGR-9", "^collection"}
+    stored = raw["agreement:AGR-9"]
+    for implied in (account, "categories", "until", "source"):
+        assert implied not in stored
+    assert raw["^collection"].endswith(" agreement:AGR-9")
+    [hold] = store.holds(account)
+    assert (hold.account_id, hold.source, hold.categories) == (account, "agreement", ("collection",))
+    assert store.marks(account)["collection"][1] == "agreement:AGR-9"
+    assert system.redis().object("encoding", f"herald:holds:{account}") == "listpack"
+
+
+def test_init_advises_when_redis_would_store_holds_as_full_hash_tables(system: Herald) -> None:
+    client = system.redis()
+    assert compactness_advice(client) is None
+    client.config_set("hash-max-listpack-value", 64)
+    try:
+        assert "hash-max-listpack-value 64" in (compactness_advice(client) or "")
+        assert "hash-max-listpack-value 64" in system.cli("suppress", "init").stderr
+    finally:
+        client.config_set("hash-max-listpack-value", 256)

@@ -8,6 +8,8 @@ import urllib.request
 
 import pytest
 
+from herald.agreements import apply_event
+from herald.suppression import SuppressionStore
 from tests.harness import Herald
 from tests.providers.conftest import Providers
 from tests.providers.helpers import fresh_phone, sms
@@ -177,3 +179,30 @@ def test_status_callbacks_record_receipts_and_forgeries_are_refused(
     assert refused.value.code == 403
     assert json.loads(refused.value.read())["detail"] == "invalid X-Twilio-Signature"
     assert system.delivery(key)["receipt"] == "undelivered"
+
+
+def test_one_batch_of_mixed_fates_keeps_each_outcome(system: Herald, providers: Providers) -> None:
+    """Permanent, transient, ambiguous, held and plain deliveries travel in one batch."""
+    twilio = providers.twilio
+    fine, transient, ambiguous, held = (fresh_phone() for _ in range(4))
+    twilio.fail_to(transient, 1, 503)
+    twilio.hang_to(ambiguous, 4.0)
+    reminders = {
+        "fine": sms(fine),
+        "permanent": sms("+15005550001"),
+        "transient": sms(transient),
+        "ambiguous": sms(ambiguous),
+        "held": sms(held, account_id=f"acct-mixed-{held[-8:]}"),
+    }
+    apply_event(SuppressionStore(system.redis()), f"acct-mixed-{held[-8:]}", f"AGR-M{held[-8:]}", "signed")
+    system.producer().enqueue_many(list(reminders.values()))
+    outcome = {name: system.wait_outcome(f"{r['id']}:sms") for name, r in reminders.items()}
+    assert {name: o["outcome"] for name, o in outcome.items()} == {
+        "fine": "sent",
+        "permanent": "failed",
+        "transient": "sent",
+        "ambiguous": "in_doubt",
+        "held": "suppressed",
+    }
+    assert outcome["transient"]["attempts"] == "1"  # one claim; the quick tier retried within it
+    assert [len(twilio.accepted_to(p)) for p in (fine, transient, ambiguous, held)] == [1, 1, 1, 0]

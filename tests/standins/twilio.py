@@ -12,10 +12,11 @@ Twilio's OpenAPI description; tests/contract checks it against that description)
 errors as Twilio writes them: ``{"code", "message", "more_info", "status"}``.
 
 Order of checks: authentication (401, code 20003) -> account in the path (404, 20404) ->
-outage -> queued faults (`fail_next`) -> parameters (400: 21604 no To, 21603 no From nor
+outage -> queued faults (`fail_next`) -> faults queued for the recipient (`fail_to`) ->
+parameters (400: 21604 no To, 21603 no From nor
 MessagingServiceSid, 21602 no Body nor MediaUrl, 21211 To not a phone number, 21701 bad
 MessagingServiceSid, 21617 Body over 1600 characters) -> magic numbers and the STOP set ->
-accepted (then `hang_next`). A request refused by a fault is not validated and not recorded.
+accepted (then `hang_to` or `hang_next`). A request refused by a fault is not validated and not recorded.
 
 Magic numbers, as with Twilio's test credentials (all answer 400):
 
@@ -241,6 +242,10 @@ class FakeTwilio:
         self._faults: deque[_Fault] = deque()
         self._outage: _Fault | None = None
         self._hangs: deque[float] = deque()
+        self._faults_to: dict[str, deque[_Fault]] = {}
+        self._hangs_to: dict[str, float] = {}
+        self._answering = threading.Event()
+        self._answering.set()
         self._port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -287,6 +292,7 @@ class FakeTwilio:
         """Stop serving. Requests still in flight (hung ones too) are cut off."""
         if self._thread is None or self._loop is None:
             return
+        self._answering.set()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(15)
         self._thread = None
@@ -375,6 +381,9 @@ class FakeTwilio:
             self._faults.clear()
             self._outage = None
             self._hangs.clear()
+            self._faults_to.clear()
+            self._hangs_to.clear()
+        self._answering.set()
 
     # -- recipients and fault injection ------------------------------------------------------
 
@@ -413,6 +422,24 @@ class FakeTwilio:
         """
         with self._lock:
             self._hangs.extend(seconds for _ in range(n))
+
+    def fail_to(self, number: str, n: int, status: int, *, code: int | None = None) -> None:
+        """Refuse the next `n` messages to `number` with `status` (after parameters are read)."""
+        with self._lock:
+            self._faults_to.setdefault(number, deque()).extend(_Fault(status, code, None) for _ in range(n))
+
+    def hang_to(self, number: str, seconds: float) -> None:
+        """Accept (record) the next message to `number`, and answer only after `seconds`."""
+        with self._lock:
+            self._hangs_to[number] = seconds
+
+    def pause_answers(self) -> None:
+        """Accept (record) messages but keep every answer back until `resume_answers`."""
+        self._answering.clear()
+
+    def resume_answers(self) -> None:
+        """Send the answers kept back, and answer at once again."""
+        self._answering.set()
 
     # -- webhooks ----------------------------------------------------------------------------
 
@@ -523,6 +550,11 @@ class FakeTwilio:
             if fault is not None:
                 return twilio_error(fault.status, fault.code, retry_after=fault.retry_after)
             form = await request.post()
+            with self._lock:
+                queued = self._faults_to.get(str(form.get("To", "")))
+                fault = queued.popleft() if queued else None
+            if fault is not None:
+                return twilio_error(fault.status, fault.code, retry_after=fault.retry_after)
             record = self._validate(form)
         except _Refused as refused:
             return refused.response
@@ -530,9 +562,11 @@ class FakeTwilio:
         with self._changed:
             self._accepted.append(record)
             self._changed.notify_all()
-            hang = self._hangs.popleft() if self._hangs else 0.0
+            hang = self._hangs_to.pop(record["to"], 0.0) or (self._hangs.popleft() if self._hangs else 0.0)
         if hang > 0:
             await asyncio.sleep(hang)
+        if not self._answering.is_set():
+            await asyncio.to_thread(self._answering.wait)
         return web.json_response(payload, status=201, headers={"Twilio-Request-Id": _request_id()})
 
     def _authenticate(self, request: web.Request) -> None:

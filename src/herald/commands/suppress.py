@@ -16,7 +16,14 @@ from rich.table import Table
 from herald import store
 from herald.commands.common import connect, err, fail, out
 from herald.config import get_settings
-from herald.suppression import CATEGORIES, Hold, SuppressionStore, hold_id, parse_until
+from herald.suppression import (
+    CATEGORIES,
+    Hold,
+    SuppressionStore,
+    compactness_advice,
+    hold_id,
+    parse_until,
+)
 
 app = typer.Typer(help="Hold accounts from contact, lift holds, and see who did what.", no_args_is_help=True)
 OPERATOR = getpass.getuser()
@@ -73,9 +80,13 @@ def init(by: Annotated[str, typer.Option(help="Who (recorded).")] = OPERATOR) ->
     Until the marker exists nothing is sent: a Redis that restarted empty must not look like
     one with no holds.
     """
-    holds = SuppressionStore(connect())
+    client = connect()
+    holds = SuppressionStore(client)
     holds.initialize(by)
     out.print("suppression store marked as populated", highlight=False)
+    advice = compactness_advice(client)
+    if advice:
+        err.print(f"[yellow]note:[/] {advice}", highlight=False)
 
 
 @app.command("add")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from herald import store, suppression
 from herald.guards.base import Delivery, Guard, GuardContext, Skip, Verdict
 from herald.models import Outcome
-from herald.suppression import Hold
 
 
 class SuppressionUnknown(RuntimeError):
@@ -17,7 +16,7 @@ class SuppressedGuard(Guard):
     """Skips held and superseded deliveries with outcome ``suppressed`` and the hold's reason.
 
     Parameters: none. Hook: ``check`` reads the marker and, per account of the batch, its holds
-    and hold marks in one pipeline. Without the marker (Redis restarted empty) it raises
+    (with their marks) in one pipeline. Without the marker (Redis restarted empty) it raises
     ``SuppressionUnknown``: the batch is set aside, nothing is sent (fail closed).
     """
 
@@ -29,29 +28,27 @@ class SuppressedGuard(Guard):
         async with ctx.redis.pipeline(transaction=False) as pipe:
             pipe.exists(suppression.MARKER)
             for account in accounts:
-                pipe.hvals(suppression.holds_key(account))
-                pipe.hgetall(suppression.mark_key(account))
+                pipe.hgetall(suppression.holds_key(account))
             answers = await pipe.execute()
         if not answers[0]:
             raise SuppressionUnknown(
                 "the suppression store is not populated (marker missing: Redis restarted empty?); "
                 "nothing is sent until `herald suppress rebuild` or `herald suppress init`"
             )
-        holds = {a: [Hold.from_json(r) for r in answers[1 + 2 * i]] for i, a in enumerate(accounts)}
-        marks = {a: store.decode_hash(answers[2 + 2 * i]) for i, a in enumerate(accounts)}
+        read = {a: suppression.split_holds(a, answers[1 + i]) for i, a in enumerate(accounts)}
         verdicts: dict[str, Verdict] = {}
         for d in batch:
             account = d.state.get("account_id", "")
-            blocking = suppression.active_holds(holds[account], d.category, ctx.now)
+            holds, marks = read[account]
+            blocking = suppression.active_holds(holds, d.category, ctx.now)
             if blocking:
                 latest = max(blocking, key=lambda h: h.created_at)
                 verdicts[d.key] = Skip(Outcome.SUPPRESSED, f"held: {latest.describe()}")
                 continue
             if d.category == "collection":
-                began = marks[account].get("collection")
+                began, hold = marks.get("collection", (0.0, "?"))
                 accepted = d.time("accepted_at") or 0.0
-                if began and float(began) > accepted:
-                    hold = marks[account].get("collection:hold", "?")
+                if began > accepted:
                     verdicts[d.key] = Skip(
                         Outcome.SUPPRESSED,
                         f"superseded: decided at {store.iso(accepted)}, before hold {hold} began at "

@@ -1,9 +1,9 @@
 -- The decision to send, immediately before the provider call.
 -- KEYS: [1] delivery hash, [2] reminder record, [3] events stream, [4] deadlines zset,
---       [5] the channel's opt-out set, [6] the account's holds, [7] its hold marks,
---       [8] the suppression store's marker, [9] the account's contact count for this channel
---       and category (frequency caps), [10] the last delivery of this kind to the account on
---       this channel (duplicate window)
+--       [5] the channel's opt-out set, [6] the account's holds (hold id -> compact JSON, and
+--       '^<category>' -> '<began> <hold id>', the marks), [7] the suppression store's marker,
+--       [8] the account's contact count for this channel and category (frequency caps),
+--       [9] the last delivery of this kind to the account on this channel (duplicate window)
 -- ARGV: [1] prefix, [2] delivery key, [3] now (epoch s), [4] now ISO, [5] token,
 --       [6] lease until (epoch s), [7] events maxlen, [8] cap rules ("count,seconds;..." or
 --       ""), [9] cap action (defer | drop), [10] duplicate window in seconds (0: off),
@@ -27,16 +27,24 @@ if d[2] and d[2] ~= '' and now >= tonumber(d[2]) then
          now, now_iso)
   return {'expired', ''}
 end
-if redis.call('EXISTS', KEYS[8]) == 0 then return {'unknown_suppression', ''} end
+if redis.call('EXISTS', KEYS[7]) == 0 then return {'unknown_suppression', ''} end
 local category = d[4] or ''
-local blocking = nil
-for _, raw in ipairs(redis.call('HVALS', KEYS[6])) do
-  local h = cjson.decode(raw)
-  local lasts = (h['until'] == nil or h['until'] == cjson.null or now < tonumber(h['until']))
-  if lasts then
-    for _, c in ipairs(h['categories']) do
-      if c == category and (blocking == nil or h['created_at'] > blocking['created_at']) then
-        blocking = h
+local blocking, blocking_id, mark = nil, nil, nil
+local all = redis.call('HGETALL', KEYS[6])
+for i = 1, #all, 2 do
+  local field, raw = all[i], all[i + 1]
+  if string.sub(field, 1, 1) == '^' then
+    if field == '^' .. category then mark = raw end
+  else
+    local h = cjson.decode(raw)
+    local lasts = (h['until'] == nil or h['until'] == cjson.null or now < tonumber(h['until']))
+    local cats = h['categories']
+    if cats == nil or cats == cjson.null then cats = {'collection'} end
+    if lasts then
+      for _, c in ipairs(cats) do
+        if c == category and (blocking == nil or h['at'] > blocking['at']) then
+          blocking, blocking_id = h, field
+        end
       end
     end
   end
@@ -47,15 +55,15 @@ if blocking ~= nil then
     source = 'agreement ' .. blocking['agreement']
   end
   finish(dkey, member, events, deadlines, ARGV[7], 'suppressed',
-         'held: hold ' .. blocking['id'] .. ' (' .. source .. '): ' .. blocking['reason'], now, now_iso)
-  return {'suppressed', blocking['id']}
+         'held: hold ' .. blocking_id .. ' (' .. source .. '): ' .. blocking['reason'], now, now_iso)
+  return {'suppressed', blocking_id}
 end
-if category == 'collection' then
-  local mark = redis.call('HMGET', KEYS[7], 'collection', 'collection:hold')
-  if mark[1] and tonumber(mark[1]) > tonumber(d[5] or '0') then
+if category == 'collection' and mark then
+  local began, hold = string.match(mark, '^(%S+) (.+)$')
+  if began and tonumber(began) > tonumber(d[5] or '0') then
     finish(dkey, member, events, deadlines, ARGV[7], 'suppressed',
-           'superseded: decided before hold ' .. (mark[2] or '?') .. ' began', now, now_iso)
-    return {'suppressed', mark[2] or ''}
+           'superseded: decided before hold ' .. hold .. ' began', now, now_iso)
+    return {'suppressed', hold}
   end
 end
 if #ARGV >= 11 then
@@ -72,7 +80,7 @@ end
 if d[3] and d[3] ~= '' and now < tonumber(d[3]) then return {'early', d[3]} end
 local dup_window = tonumber(ARGV[10])
 if dup_window > 0 then
-  local mark = redis.call('GET', KEYS[10])
+  local mark = redis.call('GET', KEYS[9])
   local at, earlier = nil, nil
   if mark then at, earlier = string.match(mark, '^(%S+) (.+)$') end
   if earlier and earlier ~= member and now - tonumber(at) < dup_window then
@@ -89,7 +97,7 @@ if ARGV[8] ~= '' then
     local count, window = string.match(rule, '(%d+),(%d+)')
     count, window = tonumber(count), tonumber(window)
     if window > longest then longest = window end
-    local recent = redis.call('ZRANGEBYSCORE', KEYS[9], now - window, '+inf', 'WITHSCORES')
+    local recent = redis.call('ZRANGEBYSCORE', KEYS[8], now - window, '+inf', 'WITHSCORES')
     local n = #recent / 2
     if n >= count then
       local when = tonumber(recent[(n - count) * 2 + 2]) + window
@@ -104,15 +112,15 @@ if ARGV[8] ~= '' then
     end
     return {'capped', tostring(allowed_at)}
   end
-  redis.call('ZADD', KEYS[9], now, member)
-  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - longest)
-  redis.call('EXPIRE', KEYS[9], longest + 60)
+  redis.call('ZADD', KEYS[8], now, member)
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - longest)
+  redis.call('EXPIRE', KEYS[8], longest + 60)
 end
 redis.call('HSET', dkey, 'state', 'sending', 'token', ARGV[5], 'lease_until', ARGV[6],
            'updated_at', now)
 redis.call('HINCRBY', dkey, 'attempts', 1)
 if dup_window > 0 then
-  redis.call('SET', KEYS[10], ARGV[3] .. ' ' .. member, 'EX', math.ceil(dup_window) + 86400)
+  redis.call('SET', KEYS[9], ARGV[3] .. ' ' .. member, 'EX', math.ceil(dup_window) + 86400)
 end
 redis.call('ZADD', deadlines, ARGV[6], member)
 redis.call('ZADD', ARGV[1] .. 'leases', ARGV[6], member)
