@@ -240,7 +240,7 @@ def running_herald(
     try:
         worker_log = logs / "worker.log"
         worker = _start(
-            [sys.executable, "-m", "herald.cli", "worker", "-n", f"test-{port}@%h", "--concurrency", "2"],
+            [sys.executable, "-m", "herald.cli", "worker", "--processes", "2", "-n", f"test-{port}@%h"],
             env,
             worker_log,
             root,
@@ -264,7 +264,7 @@ def running_herald(
                 assert proc.poll() is None, (
                     f"{proc.args} exited; see {logs}: {worker_log.read_text()[-3000:]}"
                 )
-            ok = "ready." in worker_log.read_text(errors="replace")
+            ok = worker_log.read_text(errors="replace").count("ready.") >= 2
             if api:
                 ok = ok and "Application startup complete" in (logs / "api.log").read_text(errors="replace")
             return ok

@@ -6,6 +6,9 @@ No ETA, countdown or Celery retry is used: waits go through herald's scheduler.
 from __future__ import annotations
 
 import logging
+import threading
+
+import redis
 
 from herald.aio import loop_thread
 from herald.config import get_settings
@@ -18,19 +21,31 @@ from worker.app import app
 
 log = logging.getLogger("herald.worker")
 _runtime: Runtime | None = None
+_building = threading.Lock()
+_client: redis.Redis | None = None
+
+
+def redis_client() -> redis.Redis:
+    """This process's synchronous Redis client (the intake task reads categories with it)."""
+    global _client
+    with _building:
+        if _client is None:
+            _client = redis.Redis.from_url(get_settings().redis_url)
+        return _client
 
 
 def runtime() -> Runtime:
-    """This process's runtime, built inside its event loop on first use."""
+    """This process's runtime, built inside its event loop on first use (by one thread)."""
     global _runtime
     thread = loop_thread()
-    if _runtime is None or _runtime.pid != thread.pid:
+    with _building:
+        if _runtime is None or _runtime.pid != thread.pid:
 
-        async def build() -> Runtime:
-            return Runtime(get_settings())
+            async def build() -> Runtime:
+                return Runtime(get_settings())
 
-        _runtime = thread.run(build())
-    return _runtime
+            _runtime = thread.run(build())
+        return _runtime
 
 
 @app.task(name=TASK_INTAKE)
@@ -39,7 +54,7 @@ def intake(keys: list[str]) -> None:
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         log.error("intake message is not a list of delivery keys; dropped: %.200r", keys)
         return
-    bad = publish_deliveries(app, keys, get_settings().channel_batch)
+    bad = publish_deliveries(app, redis_client(), keys, get_settings().channel_batch)
     if bad:
         log.error("intake dropped %d malformed keys, e.g. %.100r", len(bad), bad[0])
 

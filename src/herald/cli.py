@@ -246,25 +246,38 @@ def cancel(reminder_id: Annotated[str, typer.Argument(help="The reminder to with
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
-def worker(ctx: typer.Context) -> None:
-    """Run a Celery worker on every herald queue; other options go to ``celery worker``.
+def worker(
+    ctx: typer.Context,
+    processes: Annotated[
+        int | None, typer.Option(help="Worker processes (default: one per core), each restarted if it dies.")
+    ] = None,
+    slots: Annotated[
+        int | None,
+        typer.Option(help="Messages each process works on at once (threads feeding its event loop)."),
+    ] = None,
+) -> None:
+    """Run herald's Celery workers on every herald queue; other options go to ``celery worker``.
 
-    With no options it uses every core (one process per core, each keeping many deliveries in
-    flight) and sends task events for Flower. Example: herald worker -n sms1@%h -l INFO
+    Each process runs Celery's threads pool: SLOTS threads hand their batches to the process's
+    one event loop, so a process keeps many deliveries in flight even when reminders arrive one
+    at a time. With no options: one process per core, HERALD_WORKER_SLOTS slots each, task
+    events on for Flower. Example: herald worker --processes 4 -Q herald.sms,herald.sms.bulk
     """
-    defaults = [
-        "-Q",
-        ",".join(ALL_QUEUES),
-        "--concurrency",
-        str(os.cpu_count() or 1),
-        "--task-events",
-        "--without-gossip",
-        "--without-mingle",
-        "-l",
-        "INFO",
-    ]
-    argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", *defaults, *ctx.args]
-    os.execv(sys.executable, argv)  # noqa: S606 - becomes the worker process
+    from herald.supervise import Supervisor, numbered
+
+    settings = get_settings()
+    count = processes or os.cpu_count() or 1
+    defaults = ["-P", "threads", "-c", str(slots or settings.worker_slots), "-E"]
+    defaults += ["--without-gossip", "--without-mingle", "-l", "INFO"]
+    if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in ctx.args):
+        defaults += ["-Q", ",".join(ALL_QUEUES)]
+    base = [sys.executable, "-m", "celery", "-A", "worker", "worker", *defaults]
+    if count == 1:
+        argv = [*base, *ctx.args]
+        os.execv(sys.executable, argv)  # noqa: S606 - becomes the worker process
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    commands = [[*base, *numbered(ctx.args, i, count)] for i in range(count)]
+    raise typer.Exit(Supervisor(commands).run())
 
 
 @app.command()

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     intake_batch: int = Field(default=500, ge=1, le=5000)
     channel_batch: int = Field(default=100, ge=1, le=1000)
     in_flight: int = Field(default=200, ge=1, le=10000)
+    worker_slots: int = Field(default=64, ge=1, le=1000)
     retention_days: int = Field(default=7, ge=1)
     sms_max_segments: int = Field(default=5, ge=1, le=20)
     events_maxlen: int = Field(default=1_000_000, ge=1000)

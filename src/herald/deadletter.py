@@ -75,7 +75,7 @@ def replay(
         if script(keys=[store.delivery_redis_key(letter.key), store.DEADLINES], args=args):
             replayed.append(letter.key)
     if replayed:
-        publish_deliveries(app, replayed, settings.channel_batch)
+        publish_deliveries(app, client, replayed, settings.channel_batch)
     if chosen:
         client.xdel(store.DEADLETTER, *[d.entry_id for d in chosen])
     return sorted(set(replayed)), unknown

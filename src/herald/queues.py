@@ -21,18 +21,31 @@ INTAKE = "herald.intake"
 SMS = "herald.sms"
 EMAIL = "herald.email"
 PUSH = "herald.push"
+SMS_BULK = "herald.sms.bulk"
+EMAIL_BULK = "herald.email.bulk"
+PUSH_BULK = "herald.push.bulk"
 CHANNEL_QUEUES: dict[Channel, str] = {"sms": SMS, "email": EMAIL, "push": PUSH}
-ALL_QUEUES: tuple[str, ...] = (INTAKE, SMS, EMAIL, PUSH)
+"""The priority lane of each channel: agreement and transactional deliveries."""
+BULK_QUEUES: dict[Channel, str] = {"sms": SMS_BULK, "email": EMAIL_BULK, "push": PUSH_BULK}
+"""The bulk lane of each channel: collection deliveries (campaigns, backlogs)."""
+ALL_QUEUES: tuple[str, ...] = (INTAKE, SMS, SMS_BULK, EMAIL, EMAIL_BULK, PUSH, PUSH_BULK)
+BULK_CATEGORIES = frozenset({"collection"})
 
 TASK_INTAKE = "herald.intake"
 TASK_DELIVER = "herald.deliver"
 
-assert set(CHANNEL_QUEUES) == set(CHANNELS)
+assert set(CHANNEL_QUEUES) == set(CHANNELS) == set(BULK_QUEUES)
 
 
-def queue_for(channel: Channel) -> str:
-    """The queue that carries deliveries of ``channel``."""
-    return CHANNEL_QUEUES[channel]
+def queue_for(channel: Channel, category: str = "") -> str:
+    """The queue that carries deliveries of ``channel`` in the lane of ``category``.
+
+    Collection deliveries travel in the channel's bulk lane, the others in its priority lane;
+    a worker takes from both in turn, so a collection backlog never holds back an agreement or
+    transactional reminder: when both lanes have work each gets at least half of the channel's
+    batches, and so of its provider's limit, which the lanes share.
+    """
+    return BULK_QUEUES[channel] if category in BULK_CATEGORIES else CHANNEL_QUEUES[channel]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class Scheduler:
             due = self._due(keys=[store.SCHEDULED], args=[store.PREFIX, clock.time(), limit])
             keys = [k.decode() for k in due]
             if keys:
-                publish_deliveries(self.app, keys, self.settings.channel_batch)
+                publish_deliveries(self.app, self.redis, keys, self.settings.channel_batch)
                 total += len(keys)
             if len(keys) < limit:
                 return total

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald.queues import ALL_QUEUES, CHANNEL_QUEUES, INTAKE, make_celery
+from herald.queues import ALL_QUEUES, BULK_QUEUES, CHANNEL_QUEUES, INTAKE, make_celery
 from tests.harness import Herald, make_reminder
 
 pytestmark = pytest.mark.integration
@@ -103,6 +103,6 @@ def test_worker_consumes_every_queue_producers_publish_to(system: Herald) -> Non
         app.close()
     assert replies, "no worker answered"
     consumed = {q["name"] for queues in replies.values() for q in queues}
-    published = {INTAKE, *CHANNEL_QUEUES.values()}
+    published = {INTAKE, *CHANNEL_QUEUES.values(), *BULK_QUEUES.values()}
     assert published <= consumed
     assert set(ALL_QUEUES) == published

@@ -1,0 +1,547 @@
+"""herald's throughput benchmark: one command, its own servers, printed figures.
+
+    .venv/bin/python bench/run.py                      # every scenario, defaults below
+    .venv/bin/python bench/run.py bulk --reminders 20000 --latency 0.2
+
+Starts its own redis-server, a Twilio stand-in answering after ``--latency`` seconds, and
+``herald worker --processes N`` plus ``herald scheduler``; enqueues reminders and prints
+deliveries/s, enqueue-to-provider latency (p50 / p99, from each delivery's accepted_at and
+finished_at in Redis), CPU time per delivery by process (producer, workers, Redis), the enqueue
+rate, Redis memory per million deliveries, and the limiter's accuracy. Yardsticks on the same
+machine with the same worker settings: a bare no-op Celery task, and the naive design (one
+Celery task per delivery, sending synchronously). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from herald.embedded import free_port, start_redis  # noqa: E402
+from herald.producer import Producer  # noqa: E402
+from herald.suppression import SuppressionStore  # noqa: E402
+from tests.standins.twilio import FakeTwilio  # noqa: E402
+
+SENDER = "+15005550006"
+SCENARIOS = ("yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit")
+
+
+@dataclass
+class Bench:
+    """One benchmark environment: Redis, the stand-in, the workers and the scheduler."""
+
+    args: argparse.Namespace
+    home: Path
+    redis_port: int = 0
+    redis_proc: subprocess.Popen[bytes] | None = None
+    twilio: FakeTwilio | None = None
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def start_servers(self) -> None:
+        self.redis_port = free_port()
+        self.redis_proc = start_redis(self.redis_port, self.home / "redis", self.home / "redis.log")
+        self.twilio = FakeTwilio(latency=self.args.latency).start()
+
+    def configure(self, provider: str, **extra: str) -> None:
+        assert self.twilio is not None
+        self.env = {
+            **os.environ,
+            "HERALD_REDIS_URL": self.url,
+            "HERALD_TEMPLATES_DIR": str(ROOT / "templates"),
+            "HERALD_OUTBOX_DIR": str(self.home / "outbox"),
+            "HERALD_SMS_PROVIDER": provider,
+            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
+            "HERALD_TWILIO_FROM": SENDER,
+            "HERALD_TWILIO_API_BASE": self.twilio.url,
+            "HERALD_PROVIDER_TIMEOUT": "30",
+            "HERALD_SEND_WINDOW": "00:00-24:00",
+            "HERALD_CAPS": "",
+            "HERALD_DUPLICATE_WINDOW": "0",
+            "HERALD_RATE_SMS": "1000000/s",  # the limiter runs, but does not limit
+            "HERALD_RATE_SMS_BURST": "100000",
+            **extra,
+        }
+        os.environ["HERALD_REDIS_URL"] = self.url
+
+    def flush(self) -> None:
+        client = self.client()
+        client.flushall()
+        SuppressionStore(client).initialize("bench")
+        assert self.twilio is not None
+        self.twilio.reset()
+        (self.home / "outbox").mkdir(exist_ok=True)
+        for path in (self.home / "outbox").glob("*.jsonl"):
+            path.unlink()
+
+    def start_herald(self, workers: int) -> None:
+        log = (self.home / "worker.log").open("ab")
+        herald = [sys.executable, "-m", "herald.cli"]
+        worker = [*herald, "worker", "--processes", str(workers), "-l", "WARNING"]
+        for cmd in (worker, [*herald, "scheduler"]):
+            self.procs.append(
+                subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            )
+        wait_for(lambda: len(self.worker_pids()) >= workers, 60, "the workers")
+        time.sleep(3)  # let every worker connect and subscribe before timing starts
+
+    def start_celery(self, app: str, queue: str, workers: int) -> None:
+        log = (self.home / "yardstick.log").open("ab")
+        for i in range(workers):
+            cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-P", "threads"]
+            cmd += ["-c", str(self.args.slots), "-E", "--without-gossip", "--without-mingle"]
+            cmd += ["-l", "WARNING", "-n", f"yard{i}-{uuid.uuid4().hex[:4]}@%h"]
+            self.procs.append(
+                subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            )
+
+    def worker_pids(self) -> list[int]:
+        pids = []
+        for proc in self.procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                parent = psutil.Process(proc.pid)
+                pids += [parent.pid, *(c.pid for c in parent.children(recursive=True))]
+        return pids
+
+    def stop_processes(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs = []
+
+    def close(self) -> None:
+        self.stop_processes()
+        if self.twilio is not None:
+            self.twilio.stop()
+        if self.redis_proc is not None:
+            self.redis_proc.terminate()
+            self.redis_proc.wait()
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def reminders(count: int, kind: str = "overdue_notice", tag: str = "") -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    run = tag or uuid.uuid4().hex[:6]
+    data = {
+        "borrower_name": "李伟",
+        "loan_ref": "HL20250318-0427",
+        "installment_no": 4,
+        "installment_count": 12,
+        "amount_due": "2490.72",
+        "late_fee": "22.22",
+        "currency": "CNY",
+        "due_date": (now - timedelta(days=9)).date().isoformat(),
+        "days_overdue": 9,
+        "service_phone": "95188",
+        "plan_ref": "AGR-2026-0001",
+        "agreement_ref": "AGR-2026-0001",
+    }
+    return [
+        {
+            "id": f"b-{run}-{i}",
+            "account_id": f"acct-{run}-{i}",
+            "kind": kind,
+            "channels": ["sms"],
+            "to": {"phone": f"+86138{i % 10**8:08d}", "locale": "zh-CN", "timezone": "Asia/Shanghai"},
+            "data": data,
+        }
+        for i in range(count)
+    ]
+
+
+def finished(client: redis.Redis) -> int:
+    return int(client.xlen("herald:events"))
+
+
+def timings(client: redis.Redis, ids: list[str]) -> tuple[list[float], list[float], dict[str, int]]:
+    """accepted_at and finished_at of each delivery, and the count per outcome."""
+    accepted, done, outcomes = [], [], {}
+    for start in range(0, len(ids), 5000):
+        with client.pipeline(transaction=False) as pipe:
+            for rid in ids[start : start + 5000]:
+                pipe.hmget(f"herald:d:{rid}:sms", "accepted_at", "finished_at", "outcome")
+            for a, f, o in pipe.execute():
+                name = (o or b"?").decode()
+                outcomes[name] = outcomes.get(name, 0) + 1
+                if a and f:
+                    accepted.append(float(a))
+                    done.append(float(f))
+    return accepted, done, outcomes
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n== {title}")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+    sys.stdout.flush()
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+def scenario_bulk(bench: Bench, provider: str) -> float:
+    """enqueue_many from one producer process; workers already running."""
+    n = bench.args.reminders
+    bench.configure(provider)
+    bench.flush()
+    bench.start_herald(bench.args.workers)
+    client = bench.client()
+    base_memory = int(client.info("memory")["used_memory"])
+    batch = reminders(n)
+    ids = [r["id"] for r in batch]
+    producer = Producer()
+    worker_pids = bench.worker_pids()
+    assert bench.redis_proc is not None
+    cpu_before = (cpu_seconds(worker_pids), cpu_seconds([bench.redis_proc.pid]), time.process_time())
+    started = time.time()
+    producer.enqueue_many(batch)
+    enqueued = time.time() - started
+    cpu_producer = time.process_time() - cpu_before[2]
+    wait_for(lambda: finished(client) >= n, 3600, f"{n} deliveries")
+    cpu_workers = cpu_seconds(worker_pids) - cpu_before[0]
+    cpu_redis = cpu_seconds([bench.redis_proc.pid]) - cpu_before[1]
+    memory = int(client.info("memory")["used_memory"]) - base_memory
+    accepted, done, outcomes = timings(client, ids)
+    elapsed = max(done) - started
+    latency = [f - a for a, f in zip(accepted, done, strict=True)]
+    rate = n / elapsed
+    report(
+        f"bulk: {n:,} SMS reminders, provider {provider}"
+        + (f" ({bench.args.latency * 1000:.0f} ms)" if provider == "twilio" else "")
+        + f", {bench.args.workers} worker processes",
+        [
+            ("deliveries/s", f"{rate:,.0f}  (enqueue start to last delivery, {elapsed:.1f} s)"),
+            ("outcomes", ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items()))),
+            ("enqueue rate", f"{n / enqueued:,.0f} reminders/s from one producer process"),
+            ("latency p50 / p99", f"{percentile(latency, 0.5):.2f} s / {percentile(latency, 0.99):.2f} s"),
+            (
+                "CPU per delivery",
+                f"workers {cpu_workers / n * 1e3:.2f} ms, redis {cpu_redis / n * 1e3:.2f} ms, "
+                f"producer {cpu_producer / n * 1e3:.2f} ms",
+            ),
+            ("redis memory", f"{memory / n * 1e6 / 2**20:,.0f} MiB per million deliveries (retained)"),
+            (
+                "worker RSS",
+                f"{sum(_rss(p) for p in worker_pids) / 2**20:,.0f} MiB in {len(worker_pids)} processes",
+            ),
+        ],
+    )
+    bench.stop_processes()
+    return rate
+
+
+def _rss(pid: int) -> int:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return int(psutil.Process(pid).memory_info().rss)
+    return 0
+
+
+def _trickle_producer(url: str, items: list[dict[str, Any]]) -> None:
+    os.environ["HERALD_REDIS_URL"] = url
+    producer = Producer()
+    for item in items:
+        producer.enqueue(item)
+
+
+def scenario_trickle(bench: Bench) -> float:
+    """Several producer processes, one enqueue call per reminder, Twilio stand-in."""
+    n, producers = bench.args.trickle, bench.args.producers
+    bench.configure("twilio")
+    bench.flush()
+    bench.start_herald(bench.args.workers)
+    client = bench.client()
+    batch = reminders(n)
+    ids = [r["id"] for r in batch]
+    started = time.time()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_trickle_producer, args=(bench.url, batch[i::producers])) for i in range(producers)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    enqueued = time.time() - started
+    wait_for(lambda: finished(client) >= n, 3600, f"{n} deliveries")
+    accepted, done, outcomes = timings(client, ids)
+    elapsed = max(done) - started
+    latency = [f - a for a, f in zip(accepted, done, strict=True)]
+    rate = n / elapsed
+    report(
+        f"trickle: {n:,} reminders, one enqueue call each from {producers} producer processes, "
+        f"Twilio stand-in ({bench.args.latency * 1000:.0f} ms)",
+        [
+            ("deliveries/s", f"{rate:,.0f}  ({elapsed:.1f} s)"),
+            ("outcomes", ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items()))),
+            ("enqueue rate", f"{n / enqueued:,.0f} reminders/s over {producers} producers, one call each"),
+            ("latency p50 / p99", f"{percentile(latency, 0.5):.2f} s / {percentile(latency, 0.99):.2f} s"),
+        ],
+    )
+    bench.stop_processes()
+    return rate
+
+
+def scenario_lanes(bench: Bench) -> None:
+    """An agreement SMS behind a backlog of collection SMS, under a shared provider limit."""
+    n = bench.args.backlog
+    limit = bench.args.lane_limit
+    bench.configure("outbox", HERALD_RATE_SMS=f"{limit}/s", HERALD_RATE_SMS_BURST=str(max(1, limit // 10)))
+    bench.flush()
+    producer = Producer()
+    backlog = reminders(n, tag="coll")
+    producer.enqueue_many(backlog)  # queued before any worker runs: a real backlog
+    bench.start_herald(bench.args.workers)
+    client = bench.client()
+    wait_for(lambda: finished(client) >= 2000, 600, "the backlog to start draining")
+    urgent = reminders(5, kind="installment_due", tag="agr")
+    producer.enqueue_many(urgent)
+    ids = [r["id"] for r in urgent]
+    wait_for(
+        lambda: all(client.hget(f"herald:d:{i}:sms", "finished_at") for i in ids), 600, "the agreement SMS"
+    )
+    accepted, done, outcomes = timings(client, ids)
+    drained = finished(client)
+    latency = [f - a for a, f in zip(accepted, done, strict=True)]
+    report(
+        f"fair lanes: 5 agreement SMS enqueued behind {n:,} collection SMS, provider limit {limit}/s",
+        [
+            (
+                "agreement latency",
+                f"max {max(latency):.2f} s, median {statistics.median(latency):.2f} s; outcomes {outcomes}",
+            ),
+            ("collection backlog", f"{n - drained:,} still waiting when the last agreement SMS went"),
+            ("backlog at the limit", f"would take {n / limit:,.0f} s to drain"),
+        ],
+    )
+    bench.stop_processes()
+
+
+def scenario_limit(bench: Bench) -> None:
+    """A limit of 100/s with 4 worker processes, measured at the stand-in over 30 s."""
+    rate, seconds, workers = bench.args.limit, bench.args.limit_seconds, bench.args.limit_workers
+    bench.configure("twilio", HERALD_RATE_SMS=f"{rate}/s", HERALD_RATE_SMS_BURST=str(max(1, rate // 10)))
+    bench.flush()
+    assert bench.twilio is not None
+    bench.twilio.latency = 0.0
+    bench.start_herald(workers)
+    n = int(rate * (seconds + 15))
+    Producer().enqueue_many(reminders(n))
+    wait_for(lambda: len(bench.twilio.accepted) >= rate * (seconds + 5), 3600, "the limited run")
+    times = sorted(m["at"] for m in bench.twilio.accepted)
+    start = times[0] + 2.0  # past the first burst
+    window = [t for t in times if start <= t < start + seconds]
+    per_second = len(window) / seconds
+    most = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+    report(
+        f"limiter: {rate}/s (burst {max(1, rate // 10)}), {workers} worker processes, "
+        f"{seconds} s at the stand-in",
+        [
+            ("delivered rate", f"{per_second:.1f}/s ({(per_second / rate - 1) * 100:+.1f}% of the limit)"),
+            ("busiest 1-second window", f"{most} messages"),
+        ],
+    )
+    bench.twilio.latency = bench.args.latency
+    bench.stop_processes()
+
+
+def scenario_enqueue(bench: Bench) -> float:
+    """enqueue_many from one producer process, no worker running: the producer's own rate."""
+    n = bench.args.reminders
+    bench.configure("outbox")
+    bench.flush()
+    batch = reminders(n)
+    producer = Producer()
+    started, cpu = time.perf_counter(), time.process_time()
+    results = producer.enqueue_many(batch)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    accepted = sum(r.status == "accepted" for r in results)
+    rate = n / elapsed
+    report(
+        f"enqueue: {n:,} reminders with enqueue_many, one producer process, no worker running",
+        [
+            ("enqueue rate", f"{rate:,.0f} reminders/s ({accepted:,} accepted)"),
+            ("producer CPU", f"{cpu / n * 1e3:.3f} ms per reminder"),
+        ],
+    )
+    return rate
+
+
+def scenario_yardsticks(bench: Bench) -> tuple[float, float]:
+    """A bare no-op task and the naive design, same worker settings, queue filled first."""
+    from bench import yardstick
+
+    bench.configure("twilio")
+    bench.flush()
+    yardstick.app.conf.broker_url = bench.url
+    client = bench.client()
+
+    def drain(queue: str, count: int) -> float:
+        started = time.time()
+        wait_for(lambda: client.llen(queue) == 0 and client.hlen("unacked") == 0, 3600, queue)
+        return count / (time.time() - started)
+
+    noops = bench.args.noops
+    with yardstick.app.producer_or_acquire() as producer:
+        for _ in range(noops):
+            yardstick.noop.apply_async(queue=yardstick.NOOP_QUEUE, producer=producer)
+    bench.start_celery("bench.yardstick", yardstick.NOOP_QUEUE, bench.args.workers)
+    noop_rate = drain(yardstick.NOOP_QUEUE, noops)
+    bench.stop_processes()
+
+    naive_n = bench.args.naive
+    data = {"lender": "Herald Credit", "name": "李伟", "amount": "2490.72", "days": 9}
+    with yardstick.app.producer_or_acquire() as producer:
+        for i in range(naive_n):
+            yardstick.naive.apply_async(
+                (f"+86139{i:08d}", data), queue=yardstick.NAIVE_QUEUE, producer=producer
+            )
+    bench.start_celery("bench.yardstick", yardstick.NAIVE_QUEUE, bench.args.workers)
+    naive_rate = drain(yardstick.NAIVE_QUEUE, naive_n)
+    bench.stop_processes()
+    report(
+        f"yardsticks: {bench.args.workers} Celery worker processes, threads pool x {bench.args.slots}, "
+        "task events on",
+        [
+            ("bare no-op task", f"{noop_rate:,.0f} tasks/s ({noops:,} tasks)"),
+            (
+                "naive design",
+                f"{naive_rate:,.0f} deliveries/s ({naive_n:,}, one task each, synchronous send, "
+                f"{bench.args.latency * 1000:.0f} ms stand-in)",
+            ),
+        ],
+    )
+    return noop_rate, naive_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "scenarios", nargs="*", default=["yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit"]
+    )
+    parser.add_argument("--reminders", type=int, default=100_000, help="bulk: reminders (default 100,000)")
+    parser.add_argument("--trickle", type=int, default=10_000, help="trickle: reminders (default 10,000)")
+    parser.add_argument("--producers", type=int, default=4, help="trickle: producer processes (default 4)")
+    parser.add_argument(
+        "--backlog", type=int, default=100_000, help="lanes: collection backlog (default 100,000)"
+    )
+    parser.add_argument("--lane-limit", type=int, default=500, help="lanes: the provider's limit per second")
+    parser.add_argument("--limit", type=int, default=100, help="limiter: the limit per second (default 100)")
+    parser.add_argument(
+        "--limit-seconds", type=int, default=30, help="limiter: seconds measured (default 30)"
+    )
+    parser.add_argument("--limit-workers", type=int, default=4, help="limiter: worker processes (default 4)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)"
+    )
+    parser.add_argument("--slots", type=int, default=16, help="yardsticks: threads per worker process")
+    parser.add_argument(
+        "--latency", type=float, default=0.2, help="the stand-in's answer delay (default 0.2 s)"
+    )
+    parser.add_argument("--noops", type=int, default=20_000, help="yardstick: no-op tasks (default 20,000)")
+    parser.add_argument(
+        "--naive", type=int, default=2_000, help="yardstick: naive deliveries (default 2,000)"
+    )
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    bench = Bench(args, home)
+    print(
+        f"herald bench on {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"logs in {home}"
+    )
+    bench.start_servers()
+    figures: dict[str, float] = {}
+    try:
+        for name in args.scenarios:
+            if name == "yardsticks":
+                figures["noop"], figures["naive"] = scenario_yardsticks(bench)
+            elif name == "bulk":
+                figures["bulk-outbox"] = scenario_bulk(bench, "outbox")
+                figures["bulk-twilio"] = scenario_bulk(bench, "twilio")
+            elif name == "enqueue":
+                figures["enqueue"] = scenario_enqueue(bench)
+            elif name == "trickle":
+                figures["trickle"] = scenario_trickle(bench)
+            elif name == "lanes":
+                scenario_lanes(bench)
+            elif name == "limit":
+                scenario_limit(bench)
+            else:
+                parser.error(f"unknown scenario {name!r}")
+    finally:
+        bench.close()
+    if "noop" in figures:
+        rows = []
+        for key in ("bulk-outbox", "bulk-twilio", "trickle"):
+            if key in figures:
+                rows.append(
+                    (
+                        key,
+                        f"{figures[key] / figures['noop']:.1f}x the no-op task, "
+                        f"{figures[key] / figures['naive']:.1f}x the naive design",
+                    )
+                )
+        if rows:
+            report("herald against the yardsticks", rows)
+
+
+if __name__ == "__main__":
+    main()
