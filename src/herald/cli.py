@@ -21,6 +21,7 @@ from herald.catalog import CatalogError, load_catalog
 from herald.commands import deadletter as deadletter_commands
 from herald.commands import optout as optout_commands
 from herald.commands import suppress as suppress_commands
+from herald.commands.common import default_operator
 from herald.config import get_settings
 from herald.models import CHANNELS, Channel
 from herald.producer import EnqueueResult, Producer
@@ -207,7 +208,7 @@ def resolve(
         bool | None, typer.Option("--sent/--not-sent", help="What the provider says happened.")
     ] = None,
     reason: Annotated[str, typer.Option(help="What you checked (recorded).")] = "",
-    by: Annotated[str, typer.Option(help="Who (recorded).")] = os.environ.get("USER", "operator"),
+    by: Annotated[str, typer.Option(help="Who (recorded).")] = default_operator(),
 ) -> None:
     """Settle an in-doubt delivery: --sent (the provider had it) or --not-sent (outcome failed)."""
     from herald.indoubt import resolve as resolve_delivery

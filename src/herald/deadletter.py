@@ -39,7 +39,7 @@ def list_dead(client: redis.Redis, *, count: int = 100, after: str = "-") -> lis
     entries = client.xrange(store.DEADLETTER, min=after, max="+", count=count)
     out = []
     for entry_id, raw in entries or []:
-        f = {_text(k): _text(v) for k, v in (raw or {}).items()}
+        f = store.decode_hash(raw or {})
         out.append(
             DeadLetter(
                 _text(entry_id),

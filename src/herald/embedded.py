@@ -10,14 +10,11 @@ from pathlib import Path
 
 import redis
 
+from herald.suppression import COMPACT_VALUE
+
 
 class EmbeddedRedisError(RuntimeError):
     """redis-server is missing or did not start."""
-
-
-HASH_LISTPACK_VALUE = 256
-"""Hashes whose values fit stay compact (listpack): a hold's JSON is about 100 bytes, so
-Redis's default of 64 would store each account's holds as a full hash table (≈ 400 B more)."""
 
 
 def free_port() -> int:
@@ -49,7 +46,7 @@ def start_redis(port: int, data: Path, log: Path, timeout: float = 15.0) -> subp
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
     args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
     args += ["--daemonize", "no", "--maxmemory-policy", "noeviction"]
-    args += ["--hash-max-listpack-value", str(HASH_LISTPACK_VALUE)]
+    args += ["--hash-max-listpack-value", str(COMPACT_VALUE)]  # holds stay compact
     with log.open("ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     client = redis.Redis(port=port, socket_connect_timeout=1)

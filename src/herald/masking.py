@@ -38,7 +38,7 @@ def mask_address(channel: str, address: str | list[str] | None) -> str:
         return mask_phone(address if isinstance(address, str) else None)
     if channel == "email":
         return mask_email(address if isinstance(address, str) else None)
-    tokens = address if isinstance(address, list) else []
+    tokens = [address] if isinstance(address, str) else (address or [])
     return ",".join(mask_token(t) for t in tokens)
 
 

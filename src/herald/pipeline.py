@@ -409,7 +409,7 @@ async def _drop_addresses(rt: Runtime, channel: Channel, lists: list[list[str]])
             "opting out %d %s addresses the provider reports gone: %s",
             len(gone),
             channel,
-            ", ".join(mask_address(channel, a if channel != "push" else [a]) for a in gone),
+            ", ".join(mask_address(channel, a) for a in gone),
         )
         await optouts.add_async(rt.redis, channel, gone, source="provider", by="herald")
 

@@ -18,9 +18,9 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
+    stop_before_delay,
     wait_exponential,
 )
-from tenacity.stop import stop_base
 
 from herald.channels.base import RetryableError
 from herald.config import Settings
@@ -38,16 +38,6 @@ def _retry_after(state: RetryCallState) -> float:
     return 0.0
 
 
-class _RetryAfterBeyond(stop_base):
-    """Stop when the provider asks to wait longer than the quick tier's whole budget."""
-
-    def __init__(self, budget: float) -> None:
-        self.budget = budget
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return _retry_after(retry_state) > self.budget
-
-
 def quick_retrying(settings: Settings) -> AsyncRetrying:
     """Tenacity's retrier for the quick tier (re-raises the last error when it gives up)."""
     budget = settings.quick_max_seconds
@@ -58,9 +48,8 @@ def quick_retrying(settings: Settings) -> AsyncRetrying:
 
     return AsyncRetrying(
         retry=retry_if_exception_type(RetryableError),
-        stop=stop_after_attempt(settings.quick_attempts)
-        | stop_after_delay(budget)
-        | _RetryAfterBeyond(budget),
+        # stop_before_delay sees the coming wait (backoff or Retry-After): never past the budget
+        stop=stop_after_attempt(settings.quick_attempts) | stop_before_delay(budget),
         wait=wait,
         reraise=True,
     )

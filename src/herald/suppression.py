@@ -45,6 +45,8 @@ AUDIT = store.PREFIX + "holds:audit"
 MARKER = store.PREFIX + "suppression:marker"
 AUDIT_MAXLEN = 10_000_000
 COMPACT_VALUE = 256
+"""``hash-max-listpack-value`` under which an account's holds hash stays compact (listpack): a
+hold's JSON is about 100 bytes, so Redis's default of 64 stores each as a full hash table."""
 CATEGORIES: tuple[Category, ...] = ("collection", "agreement", "transactional")
 
 
@@ -100,8 +102,7 @@ class Hold:
         where = f"agreement {self.agreement}" if self.agreement else f"operator {self.by or '?'}"
         return f"hold {self.id} ({where}): {self.reason}"
 
-    def to_json(self) -> bytes:
-        """The stored form: without the id and account (the hash and field name them)."""
+    def _stored(self) -> dict[str, Any]:
         data: dict[str, Any] = {"reason": self.reason, "by": self.by, "at": round(self.created_at, 3)}
         if self.agreement:
             data["agreement"] = self.agreement
@@ -109,11 +110,15 @@ class Hold:
             data["until"] = self.until
         if tuple(self.categories) != ("collection",):
             data["categories"] = list(self.categories)
-        return orjson.dumps(data)
+        return data
+
+    def to_json(self) -> bytes:
+        """The stored form: without the id and account (the hash and field name them)."""
+        return orjson.dumps(self._stored())
 
     def to_record(self) -> bytes:
         """The stored form with the hold's id (the audit trail names the account beside it)."""
-        return b'{"id":' + orjson.dumps(self.id) + b"," + self.to_json()[1:]
+        return orjson.dumps({"id": self.id, **self._stored()})
 
     @classmethod
     def from_json(cls, raw: bytes | str, *, id: str, account_id: str) -> Hold:
@@ -189,6 +194,14 @@ class SuppressionStore:
         """Every hold of ``account`` (lapsed ones included), oldest first."""
         holds, _ = split_holds(account, self.redis.hgetall(holds_key(account)))
         return holds
+
+    def holds_of(self, accounts: list[str]) -> dict[str, list[Hold]]:
+        """Every hold of each of ``accounts``, in one pipelined round trip (pages, exports)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for account in accounts:
+                pipe.hgetall(holds_key(account))
+            answers = pipe.execute()
+        return {a: split_holds(a, raw)[0] for a, raw in zip(accounts, answers, strict=True)}
 
     def marks(self, account: str) -> dict[str, tuple[float, str]]:
         """When the account's latest hold per category began, and its id."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import redis
 from herald import store
 from herald.agreements import apply_event
 from herald.ratelimit import PREFIX, Rate, cost_of, parse_rate
+from herald.segments import count_segments
 from herald.suppression import SuppressionStore
 from tests.harness import Herald, make_reminder, running_herald
 
@@ -162,11 +164,18 @@ def test_deliveries_through_two_worker_processes_stay_under_the_limit(limited: H
     limited.producer().enqueue_many(reminders)
     sent = [limited.wait_outcome(f"{r['id']}:sms", timeout=60) for r in reminders]
     assert {s["outcome"] for s in sent} == {"sent"}  # those that had to wait long came back later
-    finished = sorted(float(s["finished_at"]) for s in sent)
-    # 10/s with a burst of 1: any one-second window holds at most 10 + 1, plus one for the time
-    # between a token and the record of its send.
-    most = max(sum(1 for t in finished[i:] if t < start + 1.0) for i, start in enumerate(finished))
-    assert most <= 12
+    lines = [line for r in reminders for line in limited.outbox_lines("sms", r["id"])]
+    sends = sorted(
+        (datetime.fromisoformat(line["at"]).timestamp(), count_segments(line["content"]["text"]).segments)
+        for line in lines
+    )
+    # The unit is a segment: 10 segments/s with a burst of 1, across both worker processes.
+    # Upper bounds only, with one message of slack for the time between a token and its send.
+    slack = max(units for _, units in sends)
+    span = sends[-1][0] - sends[0][0]
+    assert sum(units for _, units in sends[:-1]) <= 10 * span + 1 + slack
+    most = max(sum(u for t, u in sends[i:] if t < start + 3.0) for i, (start, _) in enumerate(sends))
+    assert most <= 10 * 3 + 1 + slack
 
 
 def test_a_hold_added_while_a_delivery_waits_for_its_token_stops_it(limited: Herald) -> None:

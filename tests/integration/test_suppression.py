@@ -265,3 +265,19 @@ def test_init_advises_when_redis_would_store_holds_as_full_hash_tables(system: H
         assert "hash-max-listpack-value 64" in system.cli("suppress", "init").stderr
     finally:
         client.config_set("hash-max-listpack-value", 256)
+
+
+def test_list_and_export_show_every_hold_in_the_import_format(system: Herald) -> None:
+    account = _account()
+    store = _holds(system)
+    apply_event(store, account, "AGR-LIST", "signed")
+    store.add(Hold(id="operator:x1", account_id=account, source="operator", reason="dispute", by="ops"))
+    listed = system.cli("suppress", "list", "--prefix", account)
+    assert listed.returncode == 0
+    assert "agreement:AGR-LIST" in listed.stdout
+    assert "operator:x1" in listed.stdout
+    exported = system.cli("suppress", "export")
+    assert exported.returncode == 0
+    rows = [line for line in exported.stdout.splitlines() if line.startswith(account + ",")]
+    assert sorted(r.split(",")[3] for r in rows) == ["", "AGR-LIST"]  # the agreement column
+    assert exported.stdout.splitlines()[0] == "account_id,reason,until,agreement,categories,by"

@@ -46,6 +46,10 @@ def test_multipart_email_with_unsubscribe_headers_and_a_working_link(
     later = system.wait_outcome(_send(system, address))
     assert later["outcome"] == "opted_out"
     assert len(providers.smtp.accepted_for(address)) == 1
+    token = link.rsplit("/", 1)[1]
+    access_log = (system.logs / "api.log").read_text(errors="replace")
+    assert "/v1/unsubscribe/…" in access_log
+    assert token not in access_log  # it names the address
 
 
 def test_a_refused_recipient_fails_with_one_attempt(system: Herald, providers: Providers) -> None:

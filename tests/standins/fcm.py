@@ -36,13 +36,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.standins.base import ThreadedServer
 
 GOOGLE_TOKEN_AUDIENCE: Final = "https://oauth2.googleapis.com/token"
 FCM_SCOPE: Final = "https://www.googleapis.com/auth/firebase.messaging"
@@ -171,7 +172,7 @@ def _oauth_error(error: str, description: str, status: int = 400) -> web.Respons
     return web.json_response({"error": error, "error_description": description}, status=status)
 
 
-class FakeFCM:
+class FakeFCM(ThreadedServer):
     """FCM HTTP v1 and its OAuth token endpoint on 127.0.0.1 (see the module docstring).
 
     `clock` (monotonic seconds) decides access-token expiry; it defaults to
@@ -179,6 +180,9 @@ class FakeFCM:
     google-auth writes them. Note that google-auth refreshes a token 3 min 45 s before its
     expiry, so with `token_lifetime` below that it refreshes before every request.
     """
+
+    name = "FakeFCM"
+    thread_name = "fake-fcm"
 
     def __init__(
         self,
@@ -188,6 +192,7 @@ class FakeFCM:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self.project_id = project_id
         self.token_lifetime = token_lifetime
         self.latency = latency
@@ -204,26 +209,14 @@ class FakeFCM:
         self._faults: deque[_Fault] = deque()
         self._outage: _Fault | None = None
         self._hangs: deque[float] = deque()
-        self._port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self._startup_error: BaseException | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:40123`` (FCM's ``api base``)."""
-        if self._port is None:
-            raise RuntimeError("FakeFCM is not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeFCM is not started")
-        return self._port
+        return super().url
 
     @property
     def token_uri(self) -> str:
@@ -231,66 +224,6 @@ class FakeFCM:
 
     def send_url(self, project_id: str | None = None) -> str:
         return f"{self.url}/v1/projects/{project_id or self.project_id}/messages:send"
-
-    def start(self) -> Self:
-        """Start serving; a restarted fake listens on the same port as before."""
-        if self._thread is not None:
-            raise RuntimeError("FakeFCM is already running")
-        self._startup_error = None
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-fcm", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise TimeoutError("FakeFCM did not start within 10 s")
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("FakeFCM failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        """Stop serving. Requests still in flight (hung ones too) are cut off."""
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(15)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as error:
-            self._startup_error = error
-            loop.close()
-            ready.set()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            if self._runner is not None:
-                loop.run_until_complete(self._runner.cleanup())
-                self._runner = None
-            # Handlers whose client went away (a hung send) are no longer tracked by aiohttp.
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _serve(self) -> None:
         app = web.Application()
@@ -302,6 +235,16 @@ class FakeFCM:
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        # Handlers whose client went away (a hung send) are no longer tracked by aiohttp.
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     # -- service account ---------------------------------------------------------------------
 

@@ -38,7 +38,6 @@ from collections import deque
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Self
 
 from aiosmtpd.controller import Controller
@@ -47,6 +46,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.standins.base import LocalServer
 
 TLSMode = Literal["none", "starttls", "tls"]
 Stage = Literal["mail", "rcpt", "data"]
@@ -231,9 +232,10 @@ def _reply(server: SMTP, status: str) -> str:
     return status
 
 
-class FakeSMTP:
+class FakeSMTP(LocalServer):
     """An SMTP relay on 127.0.0.1 (see the module docstring)."""
 
+    name = "FakeSMTP"
     host = "127.0.0.1"
 
     def __init__(
@@ -246,6 +248,7 @@ class FakeSMTP:
             raise ValueError(f"tls must be none, starttls or tls, not {tls!r}")
         if (username is None) != (password is None):
             raise ValueError("username and password go together")
+        super().__init__()
         self.tls: TLSMode = tls
         self.username = username
         self.password = password
@@ -256,16 +259,9 @@ class FakeSMTP:
         self._faults: dict[Stage, deque[str]] = {"mail": deque(), "rcpt": deque(), "data": deque()}
         self._open: set[_TrackedSMTP] = set()
         self._connections = 0
-        self._port: int | None = None
         self._controller: _Controller | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeSMTP is not started")
-        return self._port
 
     def server_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -308,14 +304,6 @@ class FakeSMTP:
             controller.stop()
         with self._lock:
             self._open.clear()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- observations ------------------------------------------------------------------------
 

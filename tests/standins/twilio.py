@@ -61,11 +61,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
+
+from tests.standins.base import ThreadedServer
 
 API_VERSION: Final = "2010-04-01"
 MESSAGES_PATH: Final = "/2010-04-01/Accounts/{account_sid}/Messages.json"
@@ -215,7 +216,7 @@ class _Refused(Exception):
         self.response = response
 
 
-class FakeTwilio:
+class FakeTwilio(ThreadedServer):
     """Twilio's Messages API on 127.0.0.1 (see the module docstring).
 
     `accepted` lists the messages answered ``201``, oldest first, as dicts with ``sid``,
@@ -224,12 +225,16 @@ class FakeTwilio:
     Messages POST received, refused ones included. Both are safe to read from any thread.
     """
 
+    name = "FakeTwilio"
+    thread_name = "fake-twilio"
+
     def __init__(
         self,
         account_sid: str | None = None,
         auth_token: str | None = None,
         latency: float = 0.0,
     ) -> None:
+        super().__init__()
         self.account_sid = account_sid or _sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
         self.latency = latency
@@ -246,86 +251,22 @@ class FakeTwilio:
         self._hangs_to: dict[str, float] = {}
         self._answering = threading.Event()
         self._answering.set()
-        self._port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self._startup_error: BaseException | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The REST base, e.g. ``http://127.0.0.1:40123`` (Twilio's ``https://api.twilio.com``)."""
-        if self._port is None:
-            raise RuntimeError("FakeTwilio is not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeTwilio is not started")
-        return self._port
+        return super().url
 
     @property
     def messages_url(self) -> str:
         return self.url + MESSAGES_PATH.format(account_sid=self.account_sid)
 
-    def start(self) -> Self:
-        """Start serving; a restarted fake listens on the same port as before."""
-        if self._thread is not None:
-            raise RuntimeError("FakeTwilio is already running")
-        self._startup_error = None
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-twilio", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise TimeoutError("FakeTwilio did not start within 10 s")
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("FakeTwilio failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        """Stop serving. Requests still in flight (hung ones too) are cut off."""
-        if self._thread is None or self._loop is None:
-            return
+    def _before_stop(self) -> None:
+        # Release the answers `pause_answers` holds back.
         self._answering.set()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(15)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as error:
-            self._startup_error = error
-            loop.close()
-            ready.set()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            if self._runner is not None:
-                loop.run_until_complete(self._runner.cleanup())
-                self._runner = None
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _serve(self) -> None:
         app = web.Application()
@@ -338,6 +279,11 @@ class FakeTwilio:
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     # -- observations ------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ def test_mask_address_by_channel() -> None:
     assert mask_address("sms", "+8613800138000") == "+86138****8000"
     assert mask_address("email", "li.wei@example.cn") == "l****@example.cn"
     assert mask_address("push", ["sample-device-token-zh-0001", "tiny"]) == "samp…0001,****"
+    assert mask_address("push", "sample-device-token-zh-0001") == "samp…0001"  # one token
 
 
 @pytest.mark.parametrize(

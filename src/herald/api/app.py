@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+
 import redis
 from fastapi import FastAPI
 
 from herald import store
 from herald.api import twilio_hooks, unsubscribe
 from herald.config import Settings, get_settings
+from herald.links import UNSUBSCRIBE_PATH
+
+
+class HideUnsubscribeTokens(logging.Filter):
+    """Access-log lines show unsubscribe links without their token: the token names the address.
+
+    Parameters: none. Hook: ``filter`` rewrites the path of uvicorn's access record (its third
+    argument) and lets every record through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Cut the token off an unsubscribe path."""
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            head, found, _ = args[2].partition(UNSUBSCRIBE_PATH + "/")
+            if found:
+                record.args = (*args[:2], head + found + "…", *args[3:])
+        return True
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -19,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.receipt_script = app.state.redis.register_script(store.script_source("receipt"))
     app.include_router(twilio_hooks.router)
     app.include_router(unsubscribe.router)
+    access = logging.getLogger("uvicorn.access")  # configured by uvicorn before it calls this factory
+    if not any(isinstance(f, HideUnsubscribeTokens) for f in access.filters):
+        access.addFilter(HideUnsubscribeTokens())
 
     @app.get("/healthz", tags=["ops"], summary="Is Redis reachable")
     def healthz() -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+
 import redis
 import typer
 from rich.console import Console
@@ -27,3 +29,12 @@ def connect() -> redis.Redis:
     except redis.RedisError as exc:
         raise fail(f"cannot reach Redis at {settings.redis_url}: {exc}", 3) from exc
     return client
+
+
+def default_operator() -> str:
+    """Who runs the command, for audit trails: the login name, or ``operator`` where there is
+    none (a container running as a user with no name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from herald.commands.common import connect, fail, out
+from herald.commands.common import connect, default_operator, fail, out
 from herald.masking import mask_address
 from herald.models import CHANNELS
 from herald.optouts import OptOuts
@@ -18,7 +17,7 @@ app = typer.Typer(help="Opt addresses out of a channel, or back in; list them.",
 ChannelArg = Annotated[str, typer.Argument(help="sms, email or push.")]
 AddressArg = Annotated[str, typer.Argument(help="An E.164 number, an email address or a push token.")]
 ByOpt = Annotated[str, typer.Option("--by", help="Who is making the change (recorded).")]
-OPERATOR = getpass.getuser()
+OPERATOR = default_operator()
 
 
 def _check(channel: str) -> None:
@@ -61,9 +60,7 @@ def list_(
     table = Table(title=f"{channel} opt-outs")
     table.add_column("address")
     for address in addresses:
-        table.add_row(
-            address if unmasked else mask_address(channel, address if channel != "push" else [address])
-        )
+        table.add_row(address if unmasked else mask_address(channel, address))
     out.print(table)
     if next_cursor:
         out.print(f"more: herald optout list {channel} --cursor {next_cursor}", highlight=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import getpass
 import hashlib
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from herald import store
-from herald.commands.common import connect, err, fail, out
+from herald.commands.common import connect, default_operator, err, fail, out
 from herald.config import get_settings
 from herald.suppression import (
     CATEGORIES,
@@ -26,7 +25,7 @@ from herald.suppression import (
 )
 
 app = typer.Typer(help="Hold accounts from contact, lift holds, and see who did what.", no_args_is_help=True)
-OPERATOR = getpass.getuser()
+OPERATOR = default_operator()
 CSV_COLUMNS = ("account_id", "reason", "until", "agreement", "categories", "by")
 IMPORT_BATCH = 1000
 
@@ -170,8 +169,8 @@ def list_(
     for column in ("account", "hold", "categories", "reason", "until"):
         table.add_column(column, overflow="fold")
     accounts = holds.accounts(offset=offset, count=count, prefix=prefix)
-    for account in accounts:
-        for h in holds.holds(account):
+    for account, held in holds.holds_of(accounts).items():
+        for h in held:
             table.add_row(account, h.id, ",".join(h.categories), h.reason, store.iso(h.until) or "-")
     out.print(table)
     if len(accounts) == count:
@@ -251,8 +250,8 @@ def export() -> None:
     writer.writerow(CSV_COLUMNS)
     offset = 0
     while accounts := holds.accounts(offset=offset, count=1000):
-        for account in accounts:
-            for h in holds.holds(account):
+        for account, held in holds.holds_of(accounts).items():
+            for h in held:
                 writer.writerow(
                     [account, h.reason, store.iso(h.until), h.agreement or "", " ".join(h.categories), h.by]
                 )
