@@ -42,7 +42,7 @@ from herald.suppression import SuppressionStore  # noqa: E402
 from tests.standins.twilio import FakeTwilio  # noqa: E402
 
 SENDER = "+15005550006"
-SCENARIOS = ("yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit")
+SCENARIOS = ("yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit", "memory")
 
 
 @dataclass
@@ -409,6 +409,66 @@ def scenario_limit(bench: Bench) -> None:
     bench.stop_processes()
 
 
+def _added(client: redis.Redis) -> int:
+    """Events ever added to the stream (its length is trimmed at HERALD_EVENTS_MAXLEN)."""
+    with contextlib.suppress(redis.ResponseError):
+        return int(client.xinfo_stream("herald:events")["entries-added"])
+    return 0
+
+
+def _mib_list(sizes: list[int]) -> str:
+    return ", ".join(f"{size / 2**20:.0f}" for size in sizes)
+
+
+def scenario_memory(bench: Bench) -> None:
+    """A long run: worker RSS sampled as deliveries finish, with a bounded backlog."""
+    n, chunk, backlog = bench.args.memory_reminders, 10_000, 100_000
+    bench.configure("outbox")
+    bench.flush()
+    bench.start_herald(bench.args.workers)
+    client = bench.client()
+    producer = Producer()
+    step = max(chunk, n // 10)
+    samples: list[tuple[int, int, list[int]]] = []
+    started = time.time()
+    sent = 0
+    next_sample = 0
+    while True:
+        done = _added(client)
+        if done >= next_sample:
+            pids = [p for p in bench.worker_pids() if _rss(p)]
+            samples.append((done, sum(_rss(p) for p in pids), sorted(_rss(p) for p in pids)))
+            print(f"  {done:>9,} finished  worker RSS {samples[-1][1] / 2**20:,.0f} MiB", flush=True)
+            next_sample += step
+        if done >= n:
+            break
+        if sent < n and sent - done < backlog:
+            size = min(chunk, n - sent)
+            producer.enqueue_many(reminders(size, tag=f"m{sent}"))
+            sent += size
+        else:
+            time.sleep(0.5)
+    elapsed = time.time() - started
+    first = next(s for s in samples if s[0] >= step)  # after warm-up: the first tenth
+    last = samples[-1]
+    report(
+        f"memory: {n:,} SMS reminders, outbox provider, {bench.args.workers} worker processes, "
+        f"backlog at most {backlog:,}",
+        [
+            ("deliveries/s", f"{n / elapsed:,.0f} ({elapsed:.0f} s)"),
+            *[
+                (f"RSS at {done:,}", f"{total / 2**20:,.0f} MiB ({_mib_list(each)})")
+                for done, total, each in samples
+            ],
+            (
+                "growth after warm-up",
+                f"{(last[1] - first[1]) / 2**20:+,.0f} MiB from {first[0]:,} to {last[0]:,} deliveries",
+            ),
+        ],
+    )
+    bench.stop_processes()
+
+
 def scenario_enqueue(bench: Bench) -> float:
     """enqueue_many from one producer process, no worker running: the producer's own rate."""
     n = bench.args.reminders
@@ -486,6 +546,9 @@ def main() -> None:
         "scenarios", nargs="*", default=["yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit"]
     )
     parser.add_argument("--reminders", type=int, default=100_000, help="bulk: reminders (default 100,000)")
+    parser.add_argument(
+        "--memory-reminders", type=int, default=1_000_000, help="memory: reminders (default 1,000,000)"
+    )
     parser.add_argument("--trickle", type=int, default=10_000, help="trickle: reminders (default 10,000)")
     parser.add_argument("--producers", type=int, default=4, help="trickle: producer processes (default 4)")
     parser.add_argument(
@@ -533,6 +596,8 @@ def main() -> None:
                 scenario_lanes(bench)
             elif name == "limit":
                 scenario_limit(bench)
+            elif name == "memory":
+                scenario_memory(bench)
             else:
                 parser.error(f"unknown scenario {name!r}")
     finally:
