@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
 ensure_redis
+ensure_postgres
 ensure_venv
 ensure_oracle
 ensure_contract
+ensure_chromium
 say "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -1,7 +1,7 @@
 # Sourced by ./run.sh and ./test.sh: make this machine able to run herald.
-# Installs what is missing (Debian's redis-server, a Python virtual environment with herald
-# and its dependencies, Node packages for the SMS segment oracle) and says clearly what it
-# cannot do.
+# Installs what is missing (Debian's redis-server and postgresql, a Python virtual environment
+# with herald and its dependencies, Node packages for the SMS segment oracle) and says clearly
+# what it cannot do.
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 2; }
@@ -65,4 +65,26 @@ ensure_contract() {
     say "installing Stoplight Prism for the Twilio contract check (npm)"
     npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci (tests/contract) failed"
   fi
+}
+
+postgres_bin() {  # the directory of Debian's PostgreSQL server programs (not on PATH there)
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ]; then
+    echo "$dir"
+  elif command -v initdb >/dev/null && command -v postgres >/dev/null; then
+    dirname "$(command -v initdb)"
+  else
+    return 1
+  fi
+}
+
+ensure_postgres() {  # the ledger's tests start their own server (as the postgres user when root)
+  postgres_bin >/dev/null || apt_install postgresql
+  postgres_bin >/dev/null || die "PostgreSQL's initdb and postgres are still missing after installing postgresql"
+}
+
+ensure_chromium() {  # the operator page's browser tests drive Debian's headless Chromium (Playwright)
+  command -v chromium >/dev/null || apt_install chromium
+  command -v chromium >/dev/null || die "chromium is still missing after installing it"
 }

@@ -82,7 +82,12 @@ class Herald:
     redis_server: RedisServer | None = None
 
     def settings(self) -> Settings:
-        return Settings(redis_url=self.url, outbox_dir=self.outbox, templates_dir=self.root / "templates")
+        return Settings(
+            redis_url=self.url,
+            outbox_dir=self.outbox,
+            templates_dir=self.root / "templates",
+            ledger_url=self.env["HERALD_LEDGER_URL"],
+        )
 
     def producer(self) -> Producer:
         return Producer(self.settings())
@@ -232,6 +237,8 @@ def running_herald(
         "HERALD_SEND_WINDOW": "00:00-24:00",  # suites that test the window or caps set their own
         "HERALD_CAPS": "",
         "HERALD_DUPLICATE_WINDOW": "0",
+        "HERALD_LEDGER_URL": f"sqlite:///{home / 'ledger.sqlite3'}",  # each system its own ledger
+        "HERALD_METRICS_PORT": "0",  # suites that scrape the worker host give it a free port
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }

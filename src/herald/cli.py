@@ -19,6 +19,8 @@ from rich.table import Table
 from herald import clock
 from herald.catalog import CatalogError, load_catalog
 from herald.commands import deadletter as deadletter_commands
+from herald.commands import keys as keys_commands
+from herald.commands import ledger as ledger_commands
 from herald.commands import optout as optout_commands
 from herald.commands import suppress as suppress_commands
 from herald.commands.common import default_operator
@@ -41,6 +43,9 @@ app.add_typer(templates_app, name="templates")
 app.add_typer(optout_commands.app, name="optout")
 app.add_typer(deadletter_commands.app, name="deadletter")
 app.add_typer(suppress_commands.app, name="suppress")
+app.add_typer(keys_commands.app, name="keys")
+app.command("ledger")(ledger_commands.ledger)
+app.command("history")(ledger_commands.history)
 
 out = Console()
 err = Console(stderr=True)
@@ -263,6 +268,7 @@ def worker(
     one event loop, so a process keeps many deliveries in flight even when reminders arrive one
     at a time. With no options: one process per core, HERALD_WORKER_SLOTS slots each, task
     events on for Flower. Example: herald worker --processes 4 -Q herald.sms,herald.sms.bulk
+    The host's Prometheus metrics (every process added up) are served on HERALD_METRICS_PORT.
     """
     from herald.supervise import Supervisor, numbered
 
@@ -273,11 +279,15 @@ def worker(
     if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in ctx.args):
         defaults += ["-Q", ",".join(ALL_QUEUES)]
     base = [sys.executable, "-m", "celery", "-A", "worker", "worker", *defaults]
-    if count == 1:
+    if count == 1 and not settings.metrics_port:
         argv = [*base, *ctx.args]
         os.execv(sys.executable, argv)  # noqa: S606 - becomes the worker process
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     commands = [[*base, *numbered(ctx.args, i, count)] for i in range(count)]
+    if settings.metrics_port:  # the host's /metrics adds up every process (herald.metrics_server)
+        from herald.metrics_server import supervise_with_metrics
+
+        raise typer.Exit(supervise_with_metrics(commands, settings, dict(os.environ)))
     raise typer.Exit(Supervisor(commands).run())
 
 
@@ -296,7 +306,7 @@ def api(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (HERALD_API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (HERALD_API_PORT).")] = None,
 ) -> None:
-    """Run the HTTP API (provider webhooks, unsubscribe links, health) on uvicorn."""
+    """Run the HTTP API on uvicorn: /v1 (API keys; see `herald keys`), webhooks, /healthz, /docs."""
     import uvicorn
 
     settings = get_settings()
@@ -308,6 +318,37 @@ def api(
         log_level="info",
         proxy_headers=True,
     )
+
+
+@app.command()
+def flower(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (HERALD_FLOWER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (HERALD_FLOWER_PORT).")] = None,
+    read_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--read-only/--read-write", help="Forbid task and worker control (HERALD_FLOWER_READ_ONLY)."
+        ),
+    ] = None,
+) -> None:
+    """Run Flower on herald's broker and Celery configuration; basic auth is required.
+
+    Set HERALD_FLOWER_PASSWORD (and HERALD_FLOWER_USER); its /metrics and /healthcheck need the
+    same credentials as every other page.
+    """
+    from herald.flower import FlowerConfigError
+    from herald.flower import run as run_flower
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = get_settings()
+    only = settings.flower_read_only if read_only is None else read_only
+    where = (host or settings.flower_host, port or settings.flower_port)
+    try:
+        run_flower(settings, *where, read_only=only)
+    except FlowerConfigError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot listen on {where[0]}:{where[1]}: {exc}") from None
 
 
 @templates_app.command("check")

@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     in_doubt_categories: str = "collection,agreement,transactional"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    metrics_port: int = Field(default=9808, ge=0, le=65535)  # herald worker's /metrics; 0: off
+    metrics_host: str = "127.0.0.1"
+    metrics_token: SecretStr | None = None  # bearer token for every /metrics, when set
+    flower_user: str = Field(default="herald", min_length=1, pattern=r"^[^:\s]+$")
+    flower_password: SecretStr | None = None
+    flower_host: str = "127.0.0.1"
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_read_only: bool = True
+    ledger_url: str = "sqlite:///./var/ledger.sqlite3"
+    ledger_batch: int = Field(default=1000, ge=1, le=50_000)
+    ledger_retention_days: int = Field(default=1830, ge=1)
+    ledger_poll_interval: float = Field(default=1.0, gt=0, le=300)
+    api_max_batch: int = Field(default=1000, ge=1, le=100_000)
+    heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
+    health_stall: float = Field(default=120.0, gt=0)
 
     @field_validator("send_window")
     @classmethod
@@ -125,6 +140,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("ledger_url")
+    @classmethod
+    def _ledger_url(cls, value: str) -> str:
+        from herald.ledger.urls import normalize_url
+
+        return normalize_url(value)
 
     @field_validator("in_doubt_categories")
     @classmethod

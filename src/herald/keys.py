@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -87,7 +88,7 @@ class KeyStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
-    def create(self, owner: str, scopes: list[str] | tuple[str, ...], *, by: str = "") -> tuple[str, ApiKey]:
+    def create(self, owner: str, scopes: Iterable[str], *, by: str = "") -> tuple[str, ApiKey]:
         """Make a key for ``owner`` with ``scopes``; returns the key (shown once) and its record."""
         owner = owner.strip()
         if not owner or len(owner) > 200:

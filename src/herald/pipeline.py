@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from herald import clock, optouts, store, suppression
+from herald import clock, metrics, optouts, store, suppression
 from herald.caps import cap_key, rules_arg
 from herald.channels.base import (
     AmbiguousError,
@@ -176,7 +176,9 @@ async def claim(rt: Runtime, batch: list[Delivery]) -> dict[str, tuple[str, str]
 async def _attempt(rt: Runtime, provider: Provider, message: Message) -> SendResult:
     async for attempt in quick_retrying(rt.settings):
         with attempt:
-            return await provider.send(message)
+            if attempt.retry_state.attempt_number > 1:
+                metrics.record_retry(message.key, "quick")
+            return await provider.timed_send(message)
     raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
@@ -253,6 +255,7 @@ async def _record(rt: Runtime, report: BatchReport, finishes: list[Finish], late
         for f, done in zip(finishes, settled, strict=True):
             if done:
                 report.outcomes[f.key] = f.outcome.value
+                metrics.record_outcome(f.key, f.outcome.value)
                 log.info("%s %s %s", f.key, f.outcome.value, f.reason)
             elif f.token:
                 report.outcomes[f.key] = "lease-lost"
@@ -264,6 +267,8 @@ async def _record(rt: Runtime, report: BatchReport, finishes: list[Finish], late
         for item, done in zip(laters, deferred, strict=True):
             if done:
                 report.deferred[item.key] = item.until
+                if item.state == "retrying":
+                    metrics.record_retry(item.key, "scheduled")
                 log.info("%s %s until %s: %s", item.key, item.state, store.iso(item.until), item.reason)
 
 
@@ -329,6 +334,7 @@ async def _process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batc
         return report
 
     grants = await rt.limiter.reserve(channel, [_cost(m) for _, m in ready], rt.sender(channel))
+    metrics.record_limiter(channel, [g.wait for g in grants if g.granted], sum(not g.granted for g in grants))
     now_group: list[tuple[Delivery, Message]] = []
     waiting: list[tuple[float, Delivery, Message]] = []
     early: list[Later] = []
@@ -377,9 +383,11 @@ async def _claim_and_send(
         if answer == "claimed":
             claimed.append((d, m, token))
         elif answer in ("cancelled", "expired", "opted_out", "suppressed", "duplicate"):
-            report.outcomes[d.key] = answer
+            report.outcomes[d.key] = answer  # recorded by the claim itself
+            metrics.record_outcome(d.key, answer)
         elif answer == "over_cap":
             report.outcomes[d.key] = "capped"
+            metrics.record_outcome(d.key, "capped")
         elif answer == "capped":
             allowed = float(token)
             early.append(

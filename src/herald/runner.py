@@ -1,9 +1,11 @@
 """``herald run``: herald for real on embedded defaults.
 
-Starts its own redis-server (own port, own data directory, AOF on), a worker and the
-scheduler; enqueues the sample reminders (built relative to now); shows each sample's outcome
-and what landed in the outbox; then keeps running until Ctrl-C, or, with ``--once``, stops
-everything and exits non-zero on any surprise.
+Starts its own redis-server (own port, own data directory, AOF on), a worker (with its host's
+/metrics), the scheduler, the ledger writer (a SQLite file), the API with the operator page, and
+Flower; creates a development API key and Flower password and prints them with every URL;
+enqueues the sample reminders (built relative to now); shows each sample's outcome and what
+landed in the outbox; then keeps running until Ctrl-C, or, with ``--once``, checks that every
+service answers, stops everything and exits non-zero on any surprise.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import orjson
 import redis
+import requests
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +30,7 @@ from herald import clock
 from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.embedded import EmbeddedRedisError, free_port, port_free, start_redis
+from herald.keys import KeyStore
 from herald.masking import mask_address
 from herald.producer import Producer
 from herald.samples import sample_reminders
@@ -57,7 +61,7 @@ class Runner:
 
     def say(self, message: str) -> None:
         """One line of progress."""
-        self.console.print(message, highlight=False)
+        self.console.print(message, highlight=False, soft_wrap=True)
 
     def start_redis(self) -> str:
         """Start redis-server on the chosen (or a free) port; returns its URL."""
@@ -118,19 +122,47 @@ class Runner:
             }
             api_port = self.api_port if port_free(self.api_port) else free_port()
             api_url = f"http://127.0.0.1:{api_port}"
+            flower_port = 5555 if port_free(5555) else free_port()
+            metrics_port = 9808 if port_free(9808) else free_port()
             self.env.setdefault("HERALD_PUBLIC_URL", api_url)
-            self.env.setdefault("HERALD_SECRET_KEY", secrets.token_urlsafe(24))
-            holds = SuppressionStore(redis.Redis.from_url(url))
+            self.env.setdefault("HERALD_SECRET_KEY", secrets.token_urlsafe(32))
+            self.env.setdefault("HERALD_LEDGER_URL", f"sqlite:///{self.home / 'ledger.sqlite3'}")
+            self.env.setdefault("HERALD_FLOWER_PASSWORD", secrets.token_urlsafe(12))
+            self.env.setdefault("HERALD_FLOWER_USER", "herald")
+            self.env["HERALD_FLOWER_PORT"] = str(flower_port)
+            self.env["HERALD_METRICS_PORT"] = str(metrics_port)
+            client = redis.Redis.from_url(url)
+            holds = SuppressionStore(client)
             if not holds.initialized():
                 holds.initialize("herald run")
+            dev_key, _ = KeyStore(client).create(
+                "herald-run", ["producer", "operator", "admin"], by="herald run (development key)"
+            )
             self.spawn("worker", ["worker", "-n", "herald@%h", "-l", "INFO"])
             self.spawn("scheduler", ["scheduler"])
+            self.spawn("ledger", ["ledger"])
             self.spawn("api", ["api", "--port", str(api_port)])
-            self.say(f"api           {api_url}  (OpenAPI at {api_url}/docs)")
+            self.spawn("flower", ["flower"])
+            flower_url = f"http://127.0.0.1:{flower_port}"
+            flower_auth = (self.env["HERALD_FLOWER_USER"], self.env["HERALD_FLOWER_PASSWORD"])
+            worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+            self.say("\nherald is up:")
+            for what, where in (
+                ("API", f"{api_url}  (OpenAPI: {api_url}/docs)"),
+                ("operator page", f"{api_url}/operator  (sign in with the development key)"),
+                ("development key", f"{dev_key}  (producer, operator, admin; Authorization: Bearer <key>)"),
+                ("Flower", f"{flower_url}  (user {flower_auth[0]}, password {flower_auth[1]})"),
+                ("metrics", f"{worker_metrics} (workers), {api_url}/metrics (API)"),
+                ("ledger", f"{self.env['HERALD_LEDGER_URL']}  (herald history ACCOUNT)"),
+                ("redis", url),
+            ):
+                self.say(f"  {what:<16} {where}")
+            self.say("")
             code = self.deliver_samples(Settings(redis_url=url, outbox_dir=outbox))
+            code = max(code, self.check_services(api_url, dev_key, flower_url, flower_auth, metrics_port))
             if once:
                 return code
-            self.say("\nherald is running. Enqueue more with:")
+            self.say("\nherald is running (URLs and credentials in the table above). Enqueue more with:")
             self.say(f"  HERALD_REDIS_URL={url} herald enqueue FILE.jsonl")
             self.say("Press Ctrl-C to stop everything.")
             while all(proc.poll() is None for _, proc in self.procs):
@@ -146,6 +178,57 @@ class Runner:
             return 2
         finally:
             self.stop()
+
+    def check_services(
+        self, api_url: str, key: str, flower_url: str, flower_auth: tuple[str, str], metrics_port: int
+    ) -> int:
+        """Ask every service whether it answers; 0 when all do, else 1 (each failure printed)."""
+        bearer = {"Authorization": f"Bearer {key}"}
+        checks: list[tuple[str, str, dict[str, Any]]] = [
+            ("API health", f"{api_url}/healthz", {}),
+            ("API metrics", f"{api_url}/metrics", {}),
+            ("operator page", f"{api_url}/operator/", {}),
+            ("API with the development key", f"{api_url}/v1/suppressions", {"headers": bearer}),
+            ("worker metrics", f"http://127.0.0.1:{metrics_port}/metrics", {}),
+            ("Flower (its workers API)", f"{flower_url}/api/workers?refresh=1", {"auth": flower_auth}),
+        ]
+        failed = self._check_ledger()
+        for name, target, options in checks:
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    answer = requests.get(target, timeout=5, **options)
+                    ok, why = answer.status_code == 200, f"HTTP {answer.status_code}"
+                    if ok and "/api/workers" in target:
+                        ok, why = bool(answer.json()), "no worker yet"
+                except (requests.RequestException, ValueError) as exc:
+                    ok, why = False, type(exc).__name__
+                if ok or time.monotonic() > deadline:
+                    break
+                time.sleep(FINAL_WAIT_STEP)
+            if not ok:
+                failed.append(f"{name} ({target}): {why}")
+        if failed:
+            self.say("[red]services not answering:[/red]")
+            for line in failed:
+                self.say(f"  {line}")
+            return 1
+        self.say(f"[green]the ledger has every outcome; {len(checks)} service checks answered[/green]")
+        return 0
+
+    def _check_ledger(self) -> list[str]:
+        """The ledger writer has copied every outcome: it trims herald:events up to its copy."""
+        client = redis.Redis.from_url(self.env["HERALD_REDIS_URL"])
+        deadline = time.monotonic() + self.timeout
+        while True:
+            added = int(client.xinfo_stream("herald:events")["entries-added"])
+            left = int(client.xlen("herald:events"))
+            if (added and not left) or time.monotonic() > deadline:
+                break
+            time.sleep(FINAL_WAIT_STEP)
+        if added and not left:
+            return []
+        return [f"ledger writer: {left} of {added} outcomes not yet in the ledger"]
 
     def deliver_samples(self, settings: Settings) -> int:
         """Enqueue the samples, wait for their outcomes, show them and the outbox lines."""

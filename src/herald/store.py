@@ -26,6 +26,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import orjson
+
 PREFIX = "herald:"
 EVENTS = PREFIX + "events"
 SCHEDULED = PREFIX + "scheduled"
@@ -71,6 +73,17 @@ def iso(ts: float | str | None) -> str:
     if ts in (None, ""):
         return ""
     return datetime.fromtimestamp(float(ts), tz=UTC).isoformat(timespec="milliseconds")
+
+
+def json_object(raw: str | bytes) -> dict[str, Any]:
+    """A stored JSON object (a hold record in the audit trail...); ``{}`` for empty or bad input."""
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _text(value: Any) -> str:

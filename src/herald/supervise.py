@@ -26,8 +26,9 @@ MAX_DELAY = 30.0
 class Supervisor:
     """Runs one process per command and restarts any that exits while not stopping.
 
-    Parameters: ``commands`` (one argv per process), ``env``, and ``clock`` / ``sleep`` for
-    tests. Hook: :meth:`run` blocks until every process has exited after a stop signal, and
+    Parameters: ``commands`` (one argv per process), ``env``, ``clock`` / ``sleep`` for
+    tests, and ``on_exit``, called with the pid of each process that exits (before it is
+    restarted). Hook: :meth:`run` blocks until every process has exited after a stop signal, and
     returns 0 when they all exited cleanly.
     """
 
@@ -38,20 +39,28 @@ class Supervisor:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_exit: Callable[[int], None] | None = None,
     ) -> None:
         self.commands = commands
         self.env = env
+        self.on_exit = on_exit
         self.clock = clock
         self.sleep = sleep
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * len(commands)
         self.started: list[float] = [0.0] * len(commands)
         self.delays: list[float] = [1.0] * len(commands)
+        self.reported: list[bool] = [False] * len(commands)
         self.stops = 0
         self.restarts = 0
 
     def start(self, index: int) -> None:
         self.procs[index] = subprocess.Popen(self.commands[index], env=self.env)
         self.started[index] = self.clock()
+        self.reported[index] = False
+
+    def alive(self) -> int:
+        """How many processes are running now."""
+        return sum(1 for proc in self.procs if proc is not None and proc.returncode is None)
 
     def stop(self, signum: int, frame: FrameType | None = None) -> None:
         """First call: warm shutdown (SIGTERM) of every process; later calls: cold (SIGQUIT)."""
@@ -82,6 +91,9 @@ class Supervisor:
                 if code is None:
                     alive = True
                     continue
+                if self.on_exit is not None and not self.reported[index]:
+                    self.reported[index] = True
+                    self.on_exit(proc.pid)
                 if self.stops:
                     worst = worst or code
                     self.procs[index] = None

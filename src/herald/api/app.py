@@ -8,7 +8,11 @@ import redis
 from fastapi import FastAPI
 
 from herald import store
+from herald.api import history as history_api
+from herald.api import metrics as metrics_api
+from herald.api import operator as operator_page
 from herald.api import twilio_hooks, unsubscribe
+from herald.api import v1 as v1_api
 from herald.config import Settings, get_settings
 from herald.links import UNSUBSCRIBE_PATH
 
@@ -39,13 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.receipt_script = app.state.redis.register_script(store.script_source("receipt"))
     app.include_router(twilio_hooks.router)
     app.include_router(unsubscribe.router)
+    app.include_router(operator_page.router)  # /operator: the operator web page (session cookie)
+    v1_api.install(app)  # /v1 reminders, suppressions, agreements, in-doubt, opt-outs, keys; /healthz
+    app.include_router(history_api.router)  # GET /v1/accounts/{account_id}/history (operator)
+    metrics_api.install(app, settings)  # GET /metrics for Prometheus (no API key; see the module)
     access = logging.getLogger("uvicorn.access")  # configured by uvicorn before it calls this factory
     if not any(isinstance(f, HideUnsubscribeTokens) for f in access.filters):
         access.addFilter(HideUnsubscribeTokens())
-
-    @app.get("/healthz", tags=["ops"], summary="Is Redis reachable")
-    def healthz() -> dict[str, str]:
-        app.state.redis.ping()
-        return {"status": "ok"}
 
     return app

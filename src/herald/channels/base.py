@@ -28,10 +28,12 @@ Provider by provider:
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from herald import metrics
 from herald.config import Settings
 from herald.masking import mask_address, scrub
 from herald.models import Channel
@@ -132,3 +134,27 @@ class Provider(ABC):
     @abstractmethod
     async def send(self, message: Message) -> SendResult:
         """Deliver one message or raise a ``ProviderError`` subclass."""
+
+    async def timed_send(self, message: Message) -> SendResult:
+        """``send``, timed for ``herald_provider_latency_seconds`` and counted by class of error."""
+        started = time.perf_counter()
+        try:
+            result = await self.send(message)
+        except Exception as exc:
+            metrics.record_provider_call(self.name, time.perf_counter() - started, error_class(exc))
+            raise
+        metrics.record_provider_call(self.name, time.perf_counter() - started)
+        return result
+
+
+def error_class(exc: BaseException) -> str:
+    """The class of a provider failure, as counted in ``herald_provider_errors_total``."""
+    for cls, name in (
+        (RecipientOptedOut, "opted_out"),
+        (PermanentError, "permanent"),
+        (RetryableError, "retryable"),
+        (AmbiguousError, "ambiguous"),
+    ):
+        if isinstance(exc, cls):
+            return name
+    return "unexpected"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,27 +14,15 @@ from rich.table import Table
 from herald import store
 from herald.commands.common import connect, default_operator, err, fail, out
 from herald.config import get_settings
-from herald.suppression import (
-    CATEGORIES,
-    Hold,
-    SuppressionStore,
-    compactness_advice,
-    hold_id,
-    parse_until,
-)
+from herald.holdcsv import CSV_COLUMNS, CsvHeaderError, build_hold, import_holds, parse_categories, read_rows
+from herald.suppression import Hold, SuppressionStore, compactness_advice
 
 app = typer.Typer(help="Hold accounts from contact, lift holds, and see who did what.", no_args_is_help=True)
 OPERATOR = default_operator()
-CSV_COLUMNS = ("account_id", "reason", "until", "agreement", "categories", "by")
-IMPORT_BATCH = 1000
 
 
 def _categories(values: list[str] | None) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(values or ["collection"]))
-    unknown = [c for c in chosen if c not in CATEGORIES]
-    if unknown:
-        raise ValueError(f"unknown categories {', '.join(unknown)} (known: {', '.join(CATEGORIES)})")
-    return chosen
+    return parse_categories(values)
 
 
 def _hold(
@@ -45,30 +32,9 @@ def _hold(
     agreement: str | None,
     categories: tuple[str, ...],
     by: str,
-    *,
-    stable_id: bool = False,
 ) -> Hold:
-    if not account.strip():
-        raise ValueError("account_id is required")
-    if not reason.strip():
-        raise ValueError("reason is required")
-    ends = parse_until(until, get_settings().default_timezone)
-    if agreement:
-        ident = hold_id("agreement", agreement)
-    elif stable_id:  # re-importing the same line must not add a second hold
-        digest = hashlib.sha256(f"{account}|{reason}|{until}|{','.join(categories)}".encode()).hexdigest()
-        ident = f"operator:{digest[:12]}"
-    else:
-        ident = hold_id("operator", None)
-    return Hold(
-        id=ident,
-        account_id=account.strip(),
-        source="agreement" if agreement else "operator",
-        reason=reason.strip(),
-        categories=categories,
-        agreement=agreement or None,
-        until=ends,
-        by=by,
+    return build_hold(
+        account, reason, until, agreement, categories, by, timezone=get_settings().default_timezone
     )
 
 
@@ -190,50 +156,23 @@ def import_(
         text = file.read_text("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"cannot read {file}: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    missing = {"account_id", "reason"} - set(reader.fieldnames or [])
-    if missing:
-        raise fail(
-            f"{file}: the header must name {', '.join(sorted(missing))} (columns: {', '.join(CSV_COLUMNS)})"
-        )
-    rows = list(reader)
-    holds = SuppressionStore(connect())
-    errors: list[tuple[int, str]] = []
-    counts = {"added": 0, "replaced": 0, "unchanged": 0}
-    batch: list[Hold] = []
-
-    def flush() -> None:
-        for change in holds.add_many(batch):
-            counts[change.action] += 1
-        batch.clear()
-
+    try:
+        rows = read_rows(text)
+    except CsvHeaderError as exc:
+        raise fail(f"{file}: {exc}") from None
     with Progress(
         TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as bar:
         task = bar.add_task("import", total=len(rows))
-        for number, row in enumerate(rows, start=2):
-            try:
-                raw_categories = (row.get("categories") or "").replace(";", " ").split()
-                batch.append(
-                    _hold(
-                        row.get("account_id") or "",
-                        row.get("reason") or "",
-                        row.get("until") or None,
-                        row.get("agreement") or None,
-                        _categories(raw_categories),
-                        row.get("by") or by,
-                        stable_id=True,
-                    )
-                )
-            except ValueError as exc:
-                errors.append((number, str(exc)))
-            if len(batch) >= IMPORT_BATCH:
-                flush()
-            bar.advance(task)
-        flush()
-    out.print(
-        ", ".join(f"{n} {k}" for k, n in counts.items()) + f", {len(errors)} bad lines", highlight=False
-    )
+        report = import_holds(
+            SuppressionStore(connect()),
+            rows,
+            by=by,
+            timezone=get_settings().default_timezone,
+            progress=lambda done, _total: bar.update(task, completed=done),
+        )
+    errors = [(e.line, e.message) for e in report.errors]
+    out.print(report.summary(), highlight=False)
     for number, message in errors[:1000]:
         out.print(f"line {number}: {message}", highlight=False)
     if len(errors) > 1000:
@@ -256,3 +195,42 @@ def export() -> None:
                     [account, h.reason, store.iso(h.until), h.agreement or "", " ".join(h.categories), h.by]
                 )
         offset += len(accounts)
+
+
+@app.command("rebuild")
+def rebuild(by: Annotated[str, typer.Option(help="Who (recorded on the marker).")] = OPERATOR) -> None:
+    """After Redis lost its data: restore every hold in force, and each account's marks, from
+    the ledger (HERALD_LEDGER_URL); then mark the store populated so sending resumes.
+
+    Refused while the ledger is empty or has not copied all of herald:holds:audit yet (run
+    `herald ledger --once` first). Holds already in Redis are kept; running it twice is safe.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from herald.ledger import rebuild as ledger_rebuild
+    from herald.ledger.db import LedgerUnavailable, close_ledgers, describe_error, open_ledger
+
+    client = connect()
+    try:
+        engine = open_ledger(get_settings().ledger_url)
+        total = ledger_rebuild.check_ready(client, engine)
+        columns = (
+            TextColumn("replaying hold changes"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task("rebuild", total=total)
+            report = ledger_rebuild.rebuild(client, engine, by=by, progress=lambda n: bar.advance(task, n))
+    except ledger_rebuild.RebuildRefused as exc:
+        raise fail(f"not rebuilt: {exc}", 1) from None
+    except LedgerUnavailable as exc:
+        raise fail(f"not rebuilt: {exc}", 3) from None
+    except SQLAlchemyError as exc:
+        raise fail(f"not rebuilt (the marker is not set): ledger error: {describe_error(exc)}", 3) from None
+    finally:
+        close_ledgers()
+    for line in report.lines():
+        out.print(line, highlight=False)
+    out.print("suppression store marked as populated: sending resumes", highlight=False)

@@ -1,0 +1,169 @@
+"""What the operator page shows of holds, audit entries, history and in-doubt deliveries.
+
+Plain rows for the templates: times as ISO-8601 UTC, free text scrubbed of phone numbers and
+email addresses (:func:`herald.masking.scrub`); the templates escape everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy.exc import SQLAlchemyError
+
+from herald import clock, store
+from herald.config import Settings
+from herald.history import account_history
+from herald.indoubt import list_in_doubt
+from herald.ledger.db import LedgerUnavailable
+from herald.masking import scrub
+from herald.suppression import Hold, SuppressionStore
+
+log = logging.getLogger(__name__)
+HISTORY_LIMIT = 100
+AUDIT_LIMIT = 100
+IN_DOUBT_PAGE = 100
+
+
+@dataclass(frozen=True)
+class HoldRow:
+    """One hold as the page shows it."""
+
+    id: str
+    categories: str
+    reason: str
+    agreement: str
+    until: str
+    by: str
+    since: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One change to an account's holds: who, when, why, and which hold."""
+
+    at: str
+    action: str
+    by: str
+    reason: str
+    hold_id: str
+    categories: str
+    until: str
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One thing that happened to an account (a delivery's outcome or a hold change)."""
+
+    at: str
+    type: str
+    what: str
+    channel: str
+    outcome: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InDoubtRow:
+    """One in-doubt delivery."""
+
+    key: str
+    channel: str
+    reason: str
+    attempts: int
+    accepted_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """Everything the account page shows."""
+
+    account: str
+    holds: list[HoldRow]
+    history: list[HistoryRow]
+    audit: list[AuditRow]
+    history_error: str = ""
+
+
+def hold_row(hold: Hold, now: float) -> HoldRow:
+    """A hold for display."""
+    return HoldRow(
+        id=hold.id,
+        categories=", ".join(hold.categories),
+        reason=scrub(hold.reason),
+        agreement=hold.agreement or "",
+        until=store.iso(hold.until),
+        by=hold.by,
+        since=store.iso(hold.created_at),
+        active=hold.active(now),
+    )
+
+
+def audit_row(entry: dict[str, str]) -> AuditRow:
+    """An audit-stream entry for display (the hold after the change, or before a lift)."""
+    hold = store.json_object(entry.get("after", "")) or store.json_object(entry.get("before", ""))
+    return AuditRow(
+        at=entry.get("at", ""),
+        action=entry.get("action", ""),
+        by=entry.get("by", ""),
+        reason=scrub(entry.get("reason", "")),
+        hold_id=str(hold.get("id", "")),
+        categories=", ".join(hold.get("categories", ["collection"])) if hold else "",
+        until=store.iso(hold.get("until")),
+    )
+
+
+def account_view(settings: Settings, client: redis.Redis, account: str) -> AccountView:
+    """The account's holds (oldest first), recent history and hold audit trail (newest first)."""
+    holds = SuppressionStore(client)
+    now = clock.time()
+    try:
+        entries = account_history(settings, client, account, limit=HISTORY_LIMIT)
+        history_error = ""
+    except (LedgerUnavailable, SQLAlchemyError) as exc:
+        # the holds and the audit trail come from Redis: still shown, so an operator can act
+        log.warning("history of an account could not be read: %s", type(exc).__name__)
+        entries = []
+        history_error = "The history ledger cannot be read right now; the holds and audit trail are current."
+    history = [
+        HistoryRow(
+            at=e.at,
+            type=e.type,
+            what=(e.reminder_id or "") if e.type == "delivery" else (e.hold_id or ""),
+            channel=e.channel or "",
+            outcome=e.outcome,
+            reason=scrub(e.reason),
+        )
+        for e in entries
+    ]
+    return AccountView(
+        account=account,
+        holds=[hold_row(h, now) for h in holds.holds(account)],
+        history=history,
+        audit=[audit_row(e) for e in holds.audit(account, count=AUDIT_LIMIT)],
+        history_error=history_error,
+    )
+
+
+def in_doubt_rows(client: redis.Redis, offset: int) -> tuple[list[InDoubtRow], int]:
+    """A page of in-doubt deliveries (oldest first) and how many there are in all."""
+    rows = [
+        InDoubtRow(
+            key=str(d["key"]),
+            channel=str(d["channel"]),
+            reason=scrub(str(d["reason"])),
+            attempts=int(d["attempts"]),
+            accepted_at=str(d["accepted_at"]),
+            updated_at=str(d["updated_at"]),
+        )
+        for d in list_in_doubt(client, offset=offset, count=IN_DOUBT_PAGE)
+    ]
+    return rows, in_doubt_count(client)
+
+
+def in_doubt_count(client: redis.Redis) -> int:
+    """How many deliveries are in doubt."""
+    return int(client.zcard(store.IN_DOUBT))

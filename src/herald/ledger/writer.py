@@ -1,0 +1,350 @@
+"""The ledger writer: copies ``herald:events`` and ``herald:holds:audit`` into SQL, in order.
+
+For each stream, one step reads up to ``HERALD_LEDGER_BATCH`` entries after the stream's
+checkpoint, inserts them (``ON CONFLICT DO NOTHING``: an entry already there is skipped) and
+moves the checkpoint, in one transaction. Only then is ``herald:events`` trimmed, up to that
+checkpoint (``XTRIM MINID``). A crash anywhere leaves either nothing done or rows and
+checkpoint together; entries read again are skipped. So the ledger is at-least-once and
+idempotent, and the events stream never loses an entry the ledger does not have.
+
+The audit stream is not trimmed here: it is bounded by its own ``MAXLEN`` and also serves
+``herald suppress show``.
+
+A stream that came back empty after Redis was lost restarts its ids from the current time.
+Should that time be behind the checkpoint (the clock of a replacement server), the writer
+sees the checkpoint's entry gone while older ones exist, and reads the stream from its start.
+
+Retention: rows older than ``HERALD_LEDGER_RETENTION_DAYS`` are deleted hourly, except the
+latest change of each hold still in force (``herald suppress rebuild`` needs it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis
+from sqlalchemy import Connection, Engine, Table, and_, delete, exists, not_, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from herald import clock, store, suppression
+from herald.ledger.db import describe_error, insert_ignore, upsert
+from herald.ledger.schema import checkpoints, delivery_events, hold_events
+
+log = logging.getLogger("herald.ledger")
+
+STREAMS: dict[str, Table] = {store.EVENTS: delivery_events, suppression.AUDIT: hold_events}
+"""Each stream the ledger copies, and its table."""
+TRIMMED = frozenset({store.EVENTS})
+"""Streams trimmed up to the ledger's checkpoint once their entries are committed."""
+PRUNE_EVERY = 3600.0
+"""Seconds between two retention passes of a running writer."""
+MAX_BACKOFF = 30.0
+"""Longest wait between two attempts while Redis or the database is unreachable."""
+BACKLOG_WARNING = 0.9
+"""Warn when the events stream holds this share of its MAXLEN."""
+
+_DELIVERY_FIELDS = frozenset(
+    {"key", "reminder_id", "account_id", "channel", "kind", "category", "outcome", "reason"}
+    | {"receipt", "code", "at"}
+)
+_HOLD_FIELDS = frozenset({"action", "account_id", "by", "reason", "at", "before", "after"})
+
+
+def split_id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ``<ms>-<seq>`` as two numbers."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def next_id(entry_id: str) -> str:
+    """The smallest entry id after ``entry_id`` (``XTRIM MINID`` keeps it and what follows)."""
+    ms, seq = split_id(entry_id)
+    return f"{ms}-{seq + 1}"
+
+
+def utc_naive(ts: float) -> datetime:
+    """Epoch seconds as the ledger stores times: UTC, without a zone."""
+    return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None)
+
+
+def _text(value: Any) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+
+
+def _at(text: str, ms: int) -> datetime:
+    """The time an entry records (``at``), else the time Redis added it."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return utc_naive(ms / 1000)
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _extra(fields: dict[str, str], known: frozenset[str]) -> str | None:
+    other = {k: v for k, v in fields.items() if k not in known}
+    return orjson.dumps(other).decode() if other else None
+
+
+def delivery_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The ``delivery_events`` row of one entry of the events stream."""
+    ms, seq = split_id(entry_id)
+    get = fields.get
+    return {
+        "stream": stream,
+        "entry_id": entry_id,
+        "ms": ms,
+        "seq": seq,
+        "at": _at(get("at", ""), ms),
+        "account_id": get("account_id", ""),
+        "delivery_key": get("key", ""),
+        "reminder_id": get("reminder_id", ""),
+        "channel": get("channel", ""),
+        "kind": get("kind", ""),
+        "category": get("category", ""),
+        "outcome": get("outcome", ""),
+        "reason": get("reason", ""),
+        "receipt": get("receipt", ""),
+        "receipt_code": get("code", ""),
+        "extra": _extra(fields, _DELIVERY_FIELDS),
+    }
+
+
+def hold_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The ``hold_events`` row of one entry of the holds audit stream."""
+    ms, seq = split_id(entry_id)
+    before, after = fields.get("before", ""), fields.get("after", "")
+    record = store.json_object(after) or store.json_object(before)
+    until = store.json_object(after).get("until")
+    return {
+        "stream": stream,
+        "entry_id": entry_id,
+        "ms": ms,
+        "seq": seq,
+        "at": _at(fields.get("at", ""), ms),
+        "account_id": fields.get("account_id", ""),
+        "action": fields.get("action", ""),
+        "actor": fields.get("by", ""),
+        "reason": fields.get("reason", ""),
+        "hold_id": str(record.get("id") or ""),
+        "until": float(until) if isinstance(until, int | float) else None,
+        "before_json": before,
+        "after_json": after,
+        "extra": _extra(fields, _HOLD_FIELDS),
+    }
+
+
+def read_checkpoints(engine: Engine) -> dict[str, str]:
+    """The last entry id the ledger has, by stream."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(checkpoints.c.stream, checkpoints.c.last_id)).all()
+    return {stream: last for stream, last in rows}
+
+
+def start_of_unread(client: redis.Redis, stream: str, checkpoint: str | None) -> str:
+    """Where the entries the ledger does not have begin (an ``XRANGE`` start)."""
+    if checkpoint is None:
+        return "-"
+    if client.xrange(stream, min="-", max="(" + checkpoint, count=1) and not client.xrange(
+        stream, min=checkpoint, max=checkpoint, count=1
+    ):
+        log.warning(
+            "%s restarted below the ledger's checkpoint %s (Redis lost it?): reading it from its start",
+            stream,
+            checkpoint,
+        )
+        return "-"
+    return "(" + checkpoint
+
+
+def unread(client: redis.Redis, engine: Engine, stream: str) -> bool:
+    """Whether ``stream`` holds entries the ledger does not have yet."""
+    start = start_of_unread(client, stream, read_checkpoints(engine).get(stream))
+    return bool(client.xrange(stream, min=start, max="+", count=1))
+
+
+@dataclass
+class DrainReport:
+    """What a drain did: entries copied per stream, and entries trimmed from Redis."""
+
+    copied: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
+    trimmed: int = 0
+    caught_up: bool = False
+
+    @property
+    def total(self) -> int:
+        """Entries copied from every stream."""
+        return sum(self.copied.values())
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """Rows deleted by one retention pass."""
+
+    deliveries: int
+    holds: int
+
+
+class LedgerWriter:
+    """Copies the streams into the ledger; trims the events stream; applies retention.
+
+    Parameters: ``client`` (Redis), ``engine`` (the ledger), ``batch`` (entries per
+    transaction), ``retention_days``, ``events_maxlen`` (the events stream's limit, for the
+    falling-behind warning). Hooks: ``save_checkpoint`` runs inside the transaction
+    that inserts the rows; ``trim`` runs after that transaction committed.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        engine: Engine,
+        *,
+        batch: int,
+        retention_days: int,
+        events_maxlen: int | None = None,
+    ) -> None:
+        self.redis = client
+        self.engine = engine
+        self.batch = batch
+        self.retention_days = retention_days
+        self.events_maxlen = events_maxlen
+
+    # -- copying ------------------------------------------------------------------------
+
+    def step(self, stream: str, report: DrainReport | None = None) -> int:
+        """Copy one batch of ``stream``; returns how many entries were read."""
+        table = STREAMS[stream]
+        checkpoint = read_checkpoints(self.engine).get(stream)
+        start = start_of_unread(self.redis, stream, checkpoint)
+        entries = self.redis.xrange(stream, min=start, max="+", count=self.batch)
+        if not entries:
+            if stream in TRIMMED and checkpoint is not None and start != "-":
+                trimmed = self.trim(stream, checkpoint)  # left over by a crash before the trim
+                if report is not None:
+                    report.trimmed += trimmed
+            return 0
+        make = delivery_row if table is delivery_events else hold_row
+        rows = [
+            make(stream, _text(entry_id), {_text(k): _text(v) for k, v in (raw or {}).items()})
+            for entry_id, raw in entries
+        ]
+        last = rows[-1]["entry_id"]
+        with self.engine.begin() as conn:
+            conn.execute(insert_ignore(self.engine, table), rows)
+            self.save_checkpoint(conn, stream, last)
+        if report is not None:
+            report.copied[stream] += len(rows)
+        if stream in TRIMMED:
+            trimmed = self.trim(stream, last)
+            if report is not None:
+                report.trimmed += trimmed
+        return len(rows)
+
+    def trim(self, stream: str, last_id: str) -> int:
+        """Remove the entries up to ``last_id`` (committed to the ledger) from ``stream``."""
+        return int(self.redis.xtrim(stream, minid=next_id(last_id), approximate=False))
+
+    def save_checkpoint(self, conn: Connection, stream: str, last_id: str) -> None:
+        """Record that the ledger has ``stream`` up to ``last_id`` (inside the rows' transaction)."""
+        values = {"stream": stream, "last_id": last_id, "updated_at": utc_naive(clock.time())}
+        conn.execute(upsert(self.engine, checkpoints, "stream", values))
+
+    def drain(self, stop: threading.Event | None = None, max_rounds: int | None = None) -> DrainReport:
+        """Copy every stream until nothing is left, ``stop`` is set or ``max_rounds`` were done
+        (a round is one batch of each stream)."""
+        report = DrainReport()
+        self.check_backlog()
+        rounds = 0
+        while (stop is None or not stop.is_set()) and (max_rounds is None or rounds < max_rounds):
+            rounds += 1
+            if sum(self.step(stream, report) for stream in STREAMS) == 0:
+                report.caught_up = True
+                break
+        return report
+
+    def check_backlog(self) -> None:
+        """Warn when the events stream nears its ``MAXLEN``: past it, Redis drops the oldest
+        entries, whether or not the ledger has them (the writer is falling behind)."""
+        if self.events_maxlen is None:
+            return
+        length = int(self.redis.xlen(store.EVENTS))
+        if length >= BACKLOG_WARNING * self.events_maxlen:
+            log.warning(
+                "%s holds %d entries, %.0f%% of HERALD_EVENTS_MAXLEN (%d): the ledger writer is falling "
+                "behind; past the limit Redis drops entries the ledger does not have",
+                store.EVENTS,
+                length,
+                100 * length / self.events_maxlen,
+                self.events_maxlen,
+            )
+
+    # -- retention ----------------------------------------------------------------------
+
+    def prune(self) -> PruneReport:
+        """Delete rows older than the retention, except the latest change of each hold in force."""
+        now = clock.time()
+        cutoff = utc_naive(now - self.retention_days * 86400)
+        later = hold_events.alias("later")
+        superseded = exists().where(
+            later.c.account_id == hold_events.c.account_id,
+            later.c.hold_id == hold_events.c.hold_id,
+            or_(
+                later.c.ms > hold_events.c.ms,
+                and_(later.c.ms == hold_events.c.ms, later.c.seq > hold_events.c.seq),
+            ),
+        )
+        in_force = and_(
+            hold_events.c.after_json != "",
+            or_(hold_events.c.until.is_(None), hold_events.c.until > now),
+            not_(superseded),
+        )
+        with self.engine.begin() as conn:
+            deliveries = conn.execute(delete(delivery_events).where(delivery_events.c.at < cutoff)).rowcount
+            holds = conn.execute(
+                delete(hold_events).where(hold_events.c.at < cutoff, not_(in_force))
+            ).rowcount
+        return PruneReport(int(deliveries or 0), int(holds or 0))
+
+    # -- the long-running process -------------------------------------------------------
+
+    def run(self, stop: threading.Event, poll: float) -> None:
+        """Drain, wait ``poll`` seconds, repeat, until ``stop``; prune hourly; wait out outages."""
+        failures = 0
+        next_prune = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_prune:
+                    pruned = self.prune()
+                    if pruned.deliveries or pruned.holds:
+                        log.info(
+                            "retention: deleted %d delivery and %d hold rows", pruned.deliveries, pruned.holds
+                        )
+                    next_prune = time.monotonic() + PRUNE_EVERY
+                report = self.drain(stop, max_rounds=100)
+            except (redis.RedisError, SQLAlchemyError) as exc:
+                failures += 1
+                wait = min(MAX_BACKOFF, poll * 2 ** min(failures, 10))
+                log.warning("ledger writer: %s; trying again in %.1f s", describe_error(exc), wait)
+                stop.wait(wait)
+                continue
+            if failures:
+                log.info("ledger writer: working again")
+                failures = 0
+            if report.total:
+                log.info(
+                    "copied %d events and %d hold changes; trimmed %d from %s",
+                    report.copied[store.EVENTS],
+                    report.copied[suppression.AUDIT],
+                    report.trimmed,
+                    store.EVENTS,
+                )
+            if report.caught_up:
+                stop.wait(poll)

@@ -1,0 +1,163 @@
+"""``/v1/reminders``: the producer's semantics over HTTP (accepted, duplicate, rejected, conflict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from fastapi.testclient import TestClient
+
+from herald.config import Settings
+from herald.queues import INTAKE
+from tests.api.conftest import Keys, auth, build_app, fresh
+from tests.harness import make_reminder
+
+
+def test_one_reminder_is_accepted_with_201_and_published(
+    client: TestClient, keys: Keys, reminder: dict[str, Any], rds: redis.Redis
+) -> None:
+    before = rds.llen(INTAKE)
+    response = client.post("/v1/reminders", json=reminder, headers=auth(keys.producer))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "accepted"
+    assert body["id"] == reminder["id"]
+    assert body["deliveries"] == [f"{reminder['id']}:{c}" for c in reminder["channels"]]
+    assert body["errors"] == []
+    assert rds.llen(INTAKE) == before + 1  # one intake message carries the delivery keys
+
+
+def test_the_same_reminder_again_is_a_duplicate_with_200(
+    client: TestClient, keys: Keys, reminder: dict[str, Any]
+) -> None:
+    first = client.post("/v1/reminders", json=reminder, headers=auth(keys.producer))
+    again = client.post("/v1/reminders", json=reminder, headers=auth(keys.producer))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["status"] == "duplicate"
+    assert again.json()["accepted_at"] == first.json()["accepted_at"]
+
+
+def test_the_same_id_with_another_body_is_a_conflict_with_409(
+    client: TestClient, keys: Keys, reminder: dict[str, Any]
+) -> None:
+    assert client.post("/v1/reminders", json=reminder, headers=auth(keys.producer)).status_code == 201
+    changed = {**reminder, "data": {**reminder["data"], "amount_due": "99.00"}}
+    response = client.post("/v1/reminders", json=changed, headers=auth(keys.producer))
+    assert response.status_code == 409
+    body = response.json()
+    assert body["status"] == "conflict"
+    assert "different reminder" in body["reason"]
+
+
+def test_a_bad_reminder_is_rejected_with_422_naming_each_field(client: TestClient, keys: Keys) -> None:
+    bad = make_reminder(kind="no_such_kind", channels=["sms", "fax"])
+    bad["to"] = {**bad["to"], "phone": "12345"}
+    bad["surprise"] = 1
+    response = client.post("/v1/reminders", json=bad, headers=auth(keys.producer))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["status"] == "rejected"
+    assert body["id"] == bad["id"]
+    fields = {e["field"] for e in body["errors"]}
+    assert {"channels[1]", "to.phone", "surprise", "kind"} <= fields
+    assert client.get(f"/v1/reminders/{bad['id']}", headers=auth(keys.producer)).status_code == 404
+
+
+def test_an_array_gets_one_result_per_item_in_order(client: TestClient, keys: Keys) -> None:
+    good = make_reminder()
+    bad = make_reminder(channels=[])
+    items: list[Any] = [good, bad, good, "not an object", make_reminder()]
+    response = client.post("/v1/reminders", json=items, headers=auth(keys.producer))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == [
+        "accepted",
+        "rejected",
+        "duplicate",
+        "rejected",
+        "accepted",
+    ]
+    assert body["results"][1]["errors"][0]["field"] == "channels"
+    assert body["results"][3]["errors"][0]["message"] == "a reminder must be a JSON object"
+    assert (body["accepted"], body["duplicate"], body["rejected"], body["conflict"]) == (2, 1, 2, 0)
+
+
+def test_an_array_beyond_the_batch_limit_is_refused_whole(settings: Settings, keys: Keys) -> None:
+    small = build_app(settings.model_copy(update={"api_max_batch": 3}))
+    reminders = [make_reminder() for _ in range(4)]
+    with TestClient(small) as client:
+        response = client.post("/v1/reminders", json=reminders, headers=auth(keys.producer))
+        assert response.status_code == 413
+        assert "at most 3" in response.json()["detail"]
+        assert "HERALD_API_MAX_BATCH" in response.json()["detail"]
+        for r in reminders:  # nothing of a refused batch was stored
+            assert client.get(f"/v1/reminders/{r['id']}", headers=auth(keys.producer)).status_code == 404
+        assert (
+            client.post("/v1/reminders", json=reminders[:3], headers=auth(keys.producer)).status_code == 200
+        )
+
+
+def test_a_body_that_is_not_json_is_a_422_naming_the_body(client: TestClient, keys: Keys) -> None:
+    response = client.post(
+        "/v1/reminders",
+        content=b"{not json",
+        headers={**auth(keys.producer), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][0] == "body"
+    missing = client.post("/v1/reminders", headers=auth(keys.producer))
+    assert missing.status_code == 422
+    scalar = client.post("/v1/reminders", json=42, headers=auth(keys.producer))
+    assert scalar.status_code == 422
+    assert scalar.json()["status"] == "rejected"
+
+
+def test_status_shows_each_channel_state(client: TestClient, keys: Keys, reminder: dict[str, Any]) -> None:
+    client.post("/v1/reminders", json=reminder, headers=auth(keys.producer))
+    response = client.get(f"/v1/reminders/{reminder['id']}", headers=auth(keys.producer))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["account_id"] == reminder["account_id"]
+    assert body["category"] == "collection"
+    assert body["cancelled_at"] is None
+    assert [(d["channel"], d["state"], d["outcome"]) for d in body["deliveries"]] == [
+        ("sms", "accepted", None),
+        ("email", "accepted", None),
+        ("push", "accepted", None),
+    ]
+
+
+def test_status_of_an_unknown_or_malformed_id(client: TestClient, keys: Keys) -> None:
+    unknown = client.get(f"/v1/reminders/{fresh('never')}", headers=auth(keys.producer))
+    assert unknown.status_code == 404
+    assert "no reminder" in unknown.json()["detail"]
+    malformed = client.get("/v1/reminders/-bad id", headers=auth(keys.producer))
+    assert malformed.status_code == 422
+    assert malformed.json()["detail"][0]["loc"] == ["path", "id"]
+
+
+def test_cancel_says_what_was_cancelled(
+    client: TestClient, keys: Keys, reminder: dict[str, Any], rds: redis.Redis
+) -> None:
+    client.post("/v1/reminders", json=reminder, headers=auth(keys.producer))
+    sms = f"{reminder['id']}:sms"
+    rds.hset(f"herald:d:{sms}", mapping={"state": "sent", "outcome": "sent"})  # it went out already
+    response = client.delete(f"/v1/reminders/{reminder['id']}", headers=auth(keys.producer))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["cancelled"] == [f"{reminder['id']}:email", f"{reminder['id']}:push"]
+    assert body["not_cancelled"] == [sms]
+    status = client.get(f"/v1/reminders/{reminder['id']}", headers=auth(keys.producer)).json()
+    assert status["cancelled_at"]
+    assert {d["channel"]: d["outcome"] for d in status["deliveries"]} == {
+        "sms": "sent",
+        "email": "cancelled",
+        "push": "cancelled",
+    }
+    again = client.delete(f"/v1/reminders/{reminder['id']}", headers=auth(keys.producer))
+    assert again.json()["cancelled"] == body["cancelled"]
+
+
+def test_cancel_of_an_unknown_reminder_is_404(client: TestClient, keys: Keys) -> None:
+    response = client.delete(f"/v1/reminders/{fresh('never')}", headers=auth(keys.producer))
+    assert response.status_code == 404

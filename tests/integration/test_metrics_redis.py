@@ -1,0 +1,88 @@
+"""The Redis collector against a real redis-server: queue depths as kombu stores them, and more.
+
+This module starts its own redis-server with no worker on it, so what is published stays put.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from herald import clock, store
+from herald.config import Settings
+from herald.embedded import free_port, start_redis
+from herald.metrics import RedisCollector, redis_for_metrics
+from herald.queues import ALL_QUEUES, SMS_BULK, TASK_DELIVER, make_celery
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home: Path = tmp_path_factory.mktemp("metrics-redis")
+    port = free_port()
+    proc = start_redis(port, home / "data", home / "redis.log")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def scrape(collector: RedisCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def depth(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], queue: str) -> float:
+    for (name, labels), value in values.items():
+        if name == "herald_queue_depth" and ("queue", queue) in labels:
+            return value
+    raise AssertionError(f"no herald_queue_depth for {queue}")
+
+
+def test_the_collector_reports_what_redis_holds(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    app = make_celery(Settings(redis_url=redis_url))
+    with app.connection_for_write() as conn:
+        for _ in range(2):
+            app.send_task(TASK_DELIVER, args=["sms", ["r-1:sms"]], queue=SMS_BULK, connection=conn)
+        # a message with a priority sits in one of kombu's priority sub-lists of the queue
+        app.send_task(TASK_DELIVER, args=["sms", ["r-2:sms"]], queue=SMS_BULK, priority=9, connection=conn)
+    now = clock.time()
+    client.zadd(store.SCHEDULED, {"r-3:sms": now - 60, "r-4:sms": now + 3600, "r-5:email": now + 7200})
+    client.zadd(store.IN_DOUBT, {"r-6:sms": now})
+    client.zadd(store.LEASES, {"r-7:push": now + 30})
+    for n in range(4):
+        client.xadd(store.DEADLETTER, {"key": f"r-{8 + n}:sms"})
+
+    values = scrape(RedisCollector(redis_for_metrics(redis_url)))
+
+    assert sum(client.llen(k) for k in client.scan_iter(match=SMS_BULK + "*", _type="list")) == 3
+    assert depth(values, SMS_BULK) == 3
+    assert all(depth(values, q) == 0 for q in ALL_QUEUES if q != SMS_BULK)
+    assert values[("herald_queue_depth", (("channel", "sms"), ("lane", "bulk"), ("queue", SMS_BULK)))] == 3
+    assert values[("herald_scheduled_deliveries", ())] == 3
+    assert values[("herald_scheduled_due", ())] == 1
+    assert values[("herald_in_doubt_deliveries", ())] == 1
+    assert values[("herald_leases", ())] == 1
+    assert values[("herald_deadletter_entries", ())] == 4
+    assert values[("herald_redis_up", ())] == 1
+
+
+def test_an_unreachable_redis_is_reported_not_raised() -> None:
+    collector = RedisCollector(redis_for_metrics(f"redis://127.0.0.1:{free_port()}/0"))
+    values = scrape(collector)
+    assert values == {("herald_redis_up", ()): 0.0}
