@@ -12,6 +12,7 @@ ensure_venv
 ensure_oracle
 ensure_contract
 ensure_chromium
+ensure_compose
 say "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

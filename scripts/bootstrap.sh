@@ -88,3 +88,8 @@ ensure_chromium() {  # the operator page's browser tests drive Debian's headless
   command -v chromium >/dev/null || apt_install chromium
   command -v chromium >/dev/null || die "chromium is still missing after installing it"
 }
+
+ensure_compose() {  # deploy/compose.yaml is checked by a real Compose implementation (`config`, no daemon)
+  command -v docker-compose >/dev/null || apt_install docker-compose
+  command -v docker-compose >/dev/null || die "docker-compose is still missing after installing it"
+}

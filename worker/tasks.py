@@ -1,21 +1,26 @@
 """Thin tasks: each hands its batch of keys to herald and returns.
 
-No ETA, countdown or Celery retry is used: waits go through herald's scheduler.
+No ETA, countdown or Celery retry is used: waits go through herald's scheduler. Arguments that
+are not what herald publishes are dead-lettered (``herald.poison``), and the good keys among
+them still go to work.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import redis
+from celery import Task
 
+from herald import poison
 from herald.aio import loop_thread
 from herald.config import get_settings
 from herald.fanout import publish_deliveries
-from herald.models import CHANNELS
 from herald.pipeline import process_batch
 from herald.queues import TASK_DELIVER, TASK_INTAKE
+from herald.redisconn import settings_client
 from herald.runtime import Runtime
 from worker.app import app
 
@@ -30,7 +35,7 @@ def redis_client() -> redis.Redis:
     global _client
     with _building:
         if _client is None:
-            _client = redis.Redis.from_url(get_settings().redis_url)
+            _client = settings_client(get_settings())
         return _client
 
 
@@ -48,28 +53,42 @@ def runtime() -> Runtime:
         return _runtime
 
 
-@app.task(name=TASK_INTAKE)
-def intake(keys: list[str]) -> None:
+def _dead_letter(task: Task[Any, Any], problem: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Record a message whose arguments herald cannot use (acknowledged when the task returns)."""
+    info = task.request.delivery_info or {}
+    poison.record(
+        redis_client(),
+        queue=str(info.get("routing_key") or ""),
+        task=str(task.name),
+        reason=f"bad arguments: {problem}",
+        body=(args, kwargs),
+        maxlen=get_settings().events_maxlen,
+    )
+
+
+@app.task(name=TASK_INTAKE, bind=True)
+def intake(self: Task[Any, None], *args: Any, **kwargs: Any) -> None:
     """Fan a producer's batch of delivery keys out to the channel queues."""
-    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        log.error("intake message is not a list of delivery keys; dropped: %.200r", keys)
-        return
-    bad = publish_deliveries(app, redis_client(), keys, get_settings().channel_batch)
-    if bad:
-        log.error("intake dropped %d malformed keys, e.g. %.100r", len(bad), bad[0])
+    parsed = poison.intake_args(args, kwargs)
+    if parsed.problem:
+        _dead_letter(self, parsed.problem, args, kwargs)
+    if parsed.keys:
+        publish_deliveries(app, redis_client(), parsed.keys, get_settings().channel_batch)
 
 
-@app.task(name=TASK_DELIVER)
-def deliver(channel: str, keys: list[str]) -> None:
+@app.task(name=TASK_DELIVER, bind=True)
+def deliver(self: Task[Any, None], *args: Any, **kwargs: Any) -> None:
     """Take one batch of one channel's deliveries through the pipeline."""
-    if channel not in CHANNELS or not isinstance(keys, list):
-        log.error("deliver message is malformed; dropped: %.200r %.200r", channel, keys)
+    parsed = poison.deliver_args(args, kwargs)
+    if parsed.problem:
+        _dead_letter(self, parsed.problem, args, kwargs)
+    if parsed.channel is None or not parsed.keys:
         return
     rt = runtime()
     settings = rt.settings
     report = loop_thread().run(
-        process_batch(rt, channel, [str(k) for k in keys]),
+        process_batch(rt, parsed.channel, parsed.keys),
         timeout=settings.visibility_timeout / 4,
     )
     if report.dropped:
-        log.info("dropped %d of %d: %s", len(report.dropped), len(keys), report.dropped)
+        log.info("dropped %d of %d: %s", len(report.dropped), len(parsed.keys), report.dropped)

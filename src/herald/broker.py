@@ -8,7 +8,12 @@ exits instead of reconnecting. Here a detached channel reports a connection erro
 which Celery ignores while it reconnects; the messages stay in kombu's unacked set and come
 back after the visibility timeout (and herald's claim makes a second run harmless).
 
-``celery_config`` selects this transport for ``redis://`` and ``rediss://`` broker URLs.
+Both channels also screen what they take from a queue (``herald.poison.ScreenedReads``): an
+item that is no kombu message (not JSON, another shape) is dead-lettered and skipped, where
+kombu would raise inside the worker's event loop and stop the process.
+
+``celery_config`` selects this transport for ``redis://`` and ``rediss://`` broker URLs, and
+its Sentinel twin for ``sentinel://`` URLs (see ``herald.redisconn``).
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 
+from herald.poison import ScreenedReads
+
 TRANSPORT = "herald.broker:Transport"
+SENTINEL_TRANSPORT = "herald.broker:SentinelTransport"
 
 
-class Channel(kombu_redis.Channel):
+class Channel(ScreenedReads, kombu_redis.Channel):
     """A Redis channel that reports a detached connection as a connection error."""
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
@@ -38,6 +46,27 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+class SentinelChannel(ScreenedReads, kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel with the same repair as :class:`Channel`."""
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:
+            raise redis.ConnectionError("the broker connection was already closed")
+        base: Any = super()
+        params: dict[str, Any] = base._connparams(asynchronous)
+        return params
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with :class:`SentinelChannel`."""
+
+    Channel = SentinelChannel
+
+
 def transport_for(url: str) -> str | None:
-    """The transport to use for a broker URL (None: kombu's choice, e.g. for Sentinel)."""
-    return TRANSPORT if url.startswith(("redis://", "rediss://", "unix://")) else None
+    """The transport to use for a broker URL (None: kombu's choice)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return TRANSPORT
+    if url.strip().lower().startswith("sentinel://"):
+        return SENTINEL_TRANSPORT
+    return None

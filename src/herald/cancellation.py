@@ -17,37 +17,24 @@ class UnknownReminder(LookupError):
 
 
 def cancel(client: redis.Redis, reminder_id: str, *, events_maxlen: int = 1_000_000) -> dict[str, str]:
-    """Cancel ``reminder_id``; returns each delivery's state afterwards, by delivery key."""
-    rkey = store.reminder_key(reminder_id)
+    """Cancel ``reminder_id``; returns each delivery's state afterwards, by delivery key.
+
+    One atomic script (``lua/cancel.lua``): the reminder is marked, every pending delivery ends
+    ``cancelled`` and leaves the scheduler; one being sent is reported as ``sending``.
+    """
     now = clock.time()
-    channels_raw = client.hget(rkey, "channels")
-    if channels_raw is None:
-        raise UnknownReminder(f"no reminder with id {reminder_id!r} (never accepted, or expired)")
-    client.hsetnx(rkey, "cancelled_at", f"{now:.3f}")
-    channels = [
-        c
-        for c in (channels_raw.decode() if isinstance(channels_raw, bytes) else channels_raw).split(",")
-        if c
+    script = client.register_script(store.script_source("cancel"))
+    keys = [store.reminder_key(reminder_id), store.EVENTS, store.DEADLINES, store.SCHEDULED]
+    args: list[str | int] = [
+        store.PREFIX,
+        reminder_id,
+        f"{now:.3f}",
+        store.iso(now),
+        events_maxlen,
+        "withdrawn upstream",
     ]
-    settle = client.register_script(store.script_source("settle"))
-    result: dict[str, str] = {}
-    for channel in channels:
-        key = f"{reminder_id}:{channel}"
-        keys = [store.delivery_redis_key(key), store.EVENTS, store.DEADLINES, store.DEADLETTER]
-        settle(
-            keys=keys,
-            args=[
-                store.PREFIX,
-                key,
-                now,
-                store.iso(now),
-                events_maxlen,
-                "cancelled",
-                "withdrawn upstream",
-                "",
-            ],
-        )
-        client.zrem(store.SCHEDULED, key)
-        state = client.hget(store.delivery_redis_key(key), "state")
-        result[key] = state.decode() if isinstance(state, bytes) else str(state)
-    return result
+    answer = script(keys=keys, args=args)
+    if answer is None:
+        raise UnknownReminder(f"no reminder with id {reminder_id!r} (never accepted, or expired)")
+    flat = [item.decode() if isinstance(item, bytes) else str(item) for item in answer]
+    return dict(zip(flat[::2], flat[1::2], strict=True))

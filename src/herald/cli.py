@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from herald import clock
 from herald.catalog import CatalogError, load_catalog
@@ -22,12 +23,14 @@ from herald.commands import deadletter as deadletter_commands
 from herald.commands import keys as keys_commands
 from herald.commands import ledger as ledger_commands
 from herald.commands import optout as optout_commands
+from herald.commands import reconcile as reconcile_commands
 from herald.commands import suppress as suppress_commands
 from herald.commands.common import default_operator
 from herald.config import get_settings
 from herald.models import CHANNELS, Channel
 from herald.producer import EnqueueResult, Producer
 from herald.queues import ALL_QUEUES, make_celery
+from herald.redisconn import display_redis_url, settings_client
 from herald.rendering import Renderer, RenderError
 from herald.samples import sample_context
 from herald.status import StatusError, read_status
@@ -46,6 +49,7 @@ app.add_typer(suppress_commands.app, name="suppress")
 app.add_typer(keys_commands.app, name="keys")
 app.command("ledger")(ledger_commands.ledger)
 app.command("history")(ledger_commands.history)
+app.command("reconcile")(reconcile_commands.reconcile)
 
 out = Console()
 err = Console(stderr=True)
@@ -67,12 +71,15 @@ def enqueue(
     number, id and reason of each one not accepted. Exits 1 if any was rejected or conflicted.
     """
     if file == "-":
-        lines = sys.stdin.read().splitlines()
+        raw = sys.stdin.buffer.read()
     else:
         try:
-            lines = Path(file).read_text("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
+            raw = Path(file).read_bytes()
+        except OSError as exc:
             raise _fail(f"cannot read {file}: {exc}") from exc
+    # Lines end at "\n" only: a JSON string may hold U+2028 or U+0085 as they are, and a line
+    # that is not UTF-8 is rejected on its own (orjson checks), never the whole file.
+    lines = raw.removeprefix(b"\xef\xbb\xbf").split(b"\n")
     numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
     parsed: list[tuple[int, Any]] = []
     results: list[tuple[int, EnqueueResult]] = []
@@ -97,7 +104,8 @@ def enqueue(
                 (obj for _, obj in parsed), progress=lambda n: progress.advance(task, n)
             )
     except redis.RedisError as exc:
-        raise _fail(f"cannot reach Redis at {producer.settings.redis_url}: {exc}", 3) from exc
+        where = display_redis_url(producer.settings.redis_url)
+        raise _fail(f"cannot reach Redis at {where}: {exc}", 3) from exc
     finally:
         producer.close()
     results.extend(zip((n for n, _ in parsed), answers, strict=True))
@@ -133,8 +141,13 @@ def _print_enqueue_summary(results: list[tuple[int, EnqueueResult]]) -> None:
         table.add_column("status")
         table.add_column("reason", overflow="fold")
         for number, result in problems:
-            table.add_row(str(number), result.id or "-", result.status, result.reason)
+            table.add_row(str(number), _cell(result.id or "-"), result.status, _cell(result.reason))
         out.print(table)
+
+
+def _cell(value: str) -> Text:
+    """Untrusted text for a table cell: no markup, control and format characters escaped."""
+    return Text("".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value))
 
 
 @app.command()
@@ -151,7 +164,7 @@ def status(
     `herald resolve`).
     """
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = settings_client(settings)
     if in_doubt:
         _print_in_doubt(client, as_json)
         return
@@ -166,7 +179,7 @@ def status(
             err.print(f"{exc}", highlight=False)
         raise typer.Exit(1) from None
     except redis.RedisError as exc:
-        raise _fail(f"cannot reach Redis at {settings.redis_url}: {exc}", 3) from exc
+        raise _fail(f"cannot reach Redis at {display_redis_url(settings.redis_url)}: {exc}", 3) from exc
     if as_json:
         out.print_json(data=view)
         return
@@ -221,7 +234,7 @@ def resolve(
     if sent is None:
         raise _fail("say --sent or --not-sent")
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = settings_client(settings)
     if not resolve_delivery(
         client, delivery, sent=sent, by=by, reason=reason, events_maxlen=settings.events_maxlen
     ):
@@ -237,13 +250,11 @@ def cancel(reminder_id: Annotated[str, typer.Argument(help="The reminder to with
 
     settings = get_settings()
     try:
-        states = cancel_reminder(
-            redis.Redis.from_url(settings.redis_url), reminder_id, events_maxlen=settings.events_maxlen
-        )
+        states = cancel_reminder(settings_client(settings), reminder_id, events_maxlen=settings.events_maxlen)
     except UnknownReminder as exc:
         raise _fail(str(exc), 1) from None
     except redis.RedisError as exc:
-        raise _fail(f"cannot reach Redis at {settings.redis_url}: {exc}", 3) from exc
+        raise _fail(f"cannot reach Redis at {display_redis_url(settings.redis_url)}: {exc}", 3) from exc
     for key, state in states.items():
         note = "" if state == "cancelled" else " (not cancelled: it had already reached this state)"
         out.print(f"{key}: {state}{note}", highlight=False)

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # with a sentinel:// HERALD_REDIS_URL: the monitored master's name; the Sentinels' password
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: SecretStr | None = None
     templates_dir: Path = Path("./templates")
     outbox_dir: Path = Path("./var/outbox")
 
@@ -116,6 +119,9 @@ class Settings(BaseSettings):
     api_max_batch: int = Field(default=1000, ge=1, le=100_000)
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
     health_stall: float = Field(default=120.0, gt=0)
+    watchdog_stall: float = Field(default=120.0, ge=0, le=86400)  # a worker with work waiting exits; 0: off
+    reconcile_rate: float = Field(default=200.0, gt=0, le=100_000)  # keys re-published per second
+    reconcile_interval: float = Field(default=5.0, gt=0, le=300)
 
     @field_validator("send_window")
     @classmethod
@@ -164,6 +170,28 @@ class Settings(BaseSettings):
 
         parse_rate(value)
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        from herald.redisconn import is_sentinel, parse_sentinel
+
+        if is_sentinel(value):
+            parse_sentinel(value)
+        elif not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss://, unix:// or sentinel://")
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_master(self) -> Settings:
+        from herald.redisconn import is_sentinel
+
+        if is_sentinel(self.redis_url) and not self.redis_sentinel_master:
+            raise ValueError(
+                "redis_sentinel_master (HERALD_REDIS_SENTINEL_MASTER) must name the master the "
+                "Sentinels monitor when HERALD_REDIS_URL is a sentinel:// URL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _patience_fits(self) -> Settings:

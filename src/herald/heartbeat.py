@@ -10,6 +10,9 @@ nothing (after a broker reconnect, Celery workers on Redis have been seen to do 
 The system is healthy when Redis answers, at least one worker is alive, and, if messages wait
 in herald's queues, some worker took or finished one within ``HERALD_HEALTH_STALL`` seconds.
 An idle system with empty queues is healthy however long ago its workers last consumed.
+Each process's consumption watchdog (:mod:`herald.watchdog`) adds what it sees to the hash
+(``queued`` in the process's own queues, ``waiting_since``, ``watched_at``), so that a single
+stalled process shows too, and its exits are counted from the ``herald:watchdog`` stream.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import redis
 
 from herald import clock, store
 from herald.queues import ALL_QUEUES
+from herald.redisconn import redis_client
 
 log = logging.getLogger("herald.heartbeat")
 
@@ -59,6 +63,7 @@ class Heartbeat:
         self.started_at = clock.time()
         self.consumed_at = 0.0
         self.tasks = 0
+        self.extra: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -69,10 +74,16 @@ class Heartbeat:
             self.consumed_at = clock.time()
             self.tasks += 1
 
+    def annotate(self, **fields: str) -> None:
+        """Fields the next beats add to the hash (the consumption watchdog's view of the queues)."""
+        with self._lock:
+            self.extra.update(fields)
+
     def beat(self) -> None:
         """Write the heartbeat now (the thread calls this every interval)."""
         with self._lock:
             fields = {
+                **self.extra,
                 "host": self.host,
                 "pid": str(self.pid),
                 "node": self.node,
@@ -122,7 +133,7 @@ def start_process_heartbeat(redis_url: str, interval: float, *, node: str = "") 
     """Start this process's heartbeat (a worker calls this when it is ready to consume)."""
     global _process
     if _process is None or _process.pid != os.getpid():
-        _process = Heartbeat(redis.Redis.from_url(redis_url, socket_timeout=5), interval, node=node)
+        _process = Heartbeat(redis_client(redis_url, socket_timeout=5), interval, node=node)
         _process.start()
     return _process
 
@@ -131,6 +142,12 @@ def touch() -> None:
     """Note a task in this process's heartbeat, if it has one."""
     if _process is not None:
         _process.touch()
+
+
+def annotate(**fields: str) -> None:
+    """Add fields to this process's heartbeat, if it has one (see :meth:`Heartbeat.annotate`)."""
+    if _process is not None:
+        _process.annotate(**fields)
 
 
 def stop_process_heartbeat() -> None:
@@ -152,6 +169,10 @@ class WorkerBeat:
     alive_at: float
     consumed_at: float | None
     tasks: int
+    queued: int | None = None
+    """Messages waiting in the queues this process consumes (its watchdog's last count)."""
+    waiting_since: float | None = None
+    """Since when they have waited while the process took none (its watchdog's view)."""
 
     @property
     def active_at(self) -> float:
@@ -190,6 +211,8 @@ def live_workers(client: redis.Redis) -> list[WorkerBeat]:
                 alive_at=_float(h.get("alive_at")) or 0.0,
                 consumed_at=_float(h.get("consumed_at")),
                 tasks=int(h.get("tasks") or 0),
+                queued=int(h["queued"]) if h.get("queued", "").isdigit() else None,
+                waiting_since=_float(h.get("waiting_since")),
             )
         )
     return sorted(beats, key=lambda b: (b.host, b.pid))
@@ -215,6 +238,9 @@ class Health:
     queued: int
     last_consumed_seconds_ago: float | None
     problems: list[str] = field(default_factory=list)
+    watchdog_exits: int = 0
+    """Worker processes the consumption watchdog made exit in the last hour."""
+    last_watchdog_exit: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -230,21 +256,37 @@ class Health:
             "queued": self.queued,
             "last_consumed_seconds_ago": self.last_consumed_seconds_ago,
             "problems": self.problems,
+            "watchdog_exits_last_hour": self.watchdog_exits,
+            "last_watchdog_exit": self.last_watchdog_exit,
         }
 
 
+WATCHDOG_WINDOW = 3600.0
+"""How far back ``/healthz`` counts the consumption watchdog's exits."""
+
+
 def check_health(client: redis.Redis, *, stall: float) -> Health:
-    """Redis reachable, workers alive, and consuming when there is work to consume."""
+    """Redis reachable, workers alive, and consuming when there is work to consume.
+
+    Besides the system as a whole, each process's watchdog view counts: a process with work
+    waiting in its own queues and none taken for ``stall`` seconds is a problem even while
+    other processes consume. Exits of stalled processes in the last hour are reported.
+    """
+    from herald.watchdog import recent_exits
+
     try:
         client.ping()
         beats = live_workers(client)
         queued = sum(queued_messages(client).values())
+        exits = recent_exits(client, clock.time() - WATCHDOG_WINDOW)
     except redis.RedisError as exc:
         return Health(f"unreachable: {type(exc).__name__}", 0, 0, None, ["Redis is not reachable"])
     now = clock.time()
     latest = max((b.active_at for b in beats), default=None)
     ago = round(max(0.0, now - latest), 1) if latest is not None else None
-    health = Health("ok", len(beats), queued, ago)
+    health = Health("ok", len(beats), queued, ago, watchdog_exits=len(exits))
+    if exits:
+        health.last_watchdog_exit = exits[0].as_dict()
     if not beats:
         health.problems.append("no worker process is alive (no live heartbeat in herald:workers)")
     elif queued and ago is not None and ago > stall:
@@ -252,4 +294,12 @@ def check_health(client: redis.Redis, *, stall: float) -> Health:
             f"{queued} messages wait in the queues and no worker has taken one for {ago:.0f} s "
             f"(more than HERALD_HEALTH_STALL, {stall:g} s)"
         )
+    for beat in beats:
+        if beat.waiting_since is not None and now - beat.waiting_since > stall:
+            health.problems.append(
+                f"worker process {beat.host}:{beat.pid} ({beat.node or 'no node name'}) has taken "
+                f"nothing for {now - beat.waiting_since:.0f} s while {beat.queued or 0} messages wait "
+                f"in its queues (more than HERALD_HEALTH_STALL, {stall:g} s; its watchdog makes it "
+                "exit after HERALD_WATCHDOG_STALL)"
+            )
     return health

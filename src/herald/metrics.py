@@ -18,7 +18,8 @@ Read from Redis at each scrape by :class:`RedisCollector` (cluster-wide values: 
 that serves them reports the same numbers, so aggregate them with ``max``):
 ``herald_queue_depth{queue,channel,lane}``, ``herald_broker_unacked``,
 ``herald_scheduled_deliveries``, ``herald_scheduled_due``, ``herald_leases``,
-``herald_in_doubt_deliveries``, ``herald_deadletter_entries`` and ``herald_redis_up``.
+``herald_in_doubt_deliveries``, ``herald_deadletter_entries``, ``herald_reconciled_total``
+(deliveries ``herald reconcile`` re-published) and ``herald_redis_up``.
 
 Several worker processes on one host are added up with prometheus-client's multiprocess mode:
 ``herald worker`` gives its processes a fresh ``PROMETHEUS_MULTIPROC_DIR`` (see
@@ -38,13 +39,14 @@ import redis
 from kombu.transport.redis import PRIORITY_STEPS
 from kombu.transport.redis import Channel as KombuChannel
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from herald import clock, store
 from herald.models import split_delivery_key
 from herald.queues import ALL_QUEUES, BULK_QUEUES, CHANNEL_QUEUES, INTAKE
+from herald.redisconn import redis_client
 
 log = logging.getLogger("herald.metrics")
 
@@ -181,7 +183,8 @@ class RedisCollector(Collector):
                 pipe.zcard(store.LEASES)
                 pipe.zcard(store.IN_DOUBT)
                 pipe.xlen(store.DEADLETTER)
-                answers = [int(a) for a in pipe.execute()]
+                pipe.hget(store.RECONCILE, "republished")
+                answers = [int(a or 0) for a in pipe.execute()]
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics: cannot read Redis: %s", exc)
             up.add_metric([], 0)
@@ -214,11 +217,16 @@ class RedisCollector(Collector):
             ("herald_deadletter_entries", "Entries in the dead-letter stream (retries exhausted)."),
         ):
             yield GaugeMetricFamily(name, doc, value=next(rest))
+        yield CounterMetricFamily(
+            "herald_reconciled",
+            "Deliveries the reconciler re-published because the broker had lost them (every reconciler).",
+            value=next(rest),
+        )
 
 
 def redis_for_metrics(redis_url: str) -> redis.Redis:
     """A Redis client for the collector, with timeouts short enough for a scrape."""
-    return redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    return redis_client(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
 class Union(Collector):

@@ -7,6 +7,7 @@ rejected and every error names its field. Cross-field rules that need the templa
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +32,7 @@ from pydantic import (
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
 MAX_ID = 128
 MAX_DATA_BYTES = 16 * 1024
+MAX_DATA_DEPTH = 32
 MAX_PUSH_TOKENS = 20
 
 Channel = Literal["sms", "email", "push"]
@@ -102,7 +104,15 @@ def _locale(value: str) -> str:
 PhoneNumber = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
 TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
 LocaleName = Annotated[str, StringConstraints(max_length=16), AfterValidator(_locale)]
-PushToken = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+def _push_token(value: str) -> str:
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError("must be a device token: printable ASCII, no spaces or control characters")
+    return value
+
+
+PushToken = Annotated[str, StringConstraints(min_length=1, max_length=4096), AfterValidator(_push_token)]
 
 
 class Recipient(BaseModel):
@@ -115,6 +125,23 @@ class Recipient(BaseModel):
     push_tokens: list[PushToken] = Field(default_factory=list, max_length=MAX_PUSH_TOKENS)
     locale: LocaleName = "zh-CN"
     timezone: TimeZoneName | None = None
+
+
+def _data_problem(value: Any) -> str | None:
+    """What is wrong with plain JSON ``data`` beyond its size: a NaN or infinite number (JSON
+    has none), or nesting deeper than :data:`MAX_DATA_DEPTH`; None when nothing is."""
+    stack: list[tuple[str, int, Any]] = [("", 0, value)]
+    while stack:
+        path, depth, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"holds NaN or Infinity at data{path}, which JSON has no numbers for"
+        if isinstance(item, dict | list) and depth > MAX_DATA_DEPTH:
+            return f"is nested more than {MAX_DATA_DEPTH} levels deep (at data{path})"
+        if isinstance(item, dict):
+            stack.extend((f"{path}.{key}", depth + 1, child) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", depth + 1, child) for index, child in enumerate(item))
+    return None
 
 
 class Reminder(BaseModel):
@@ -147,6 +174,9 @@ class Reminder(BaseModel):
             raise ValueError(f"must be plain JSON ({exc})") from exc
         if size > MAX_DATA_BYTES:
             raise ValueError(f"is {size} bytes encoded; the limit is {MAX_DATA_BYTES}")
+        problem = _data_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     def canonical(self) -> bytes:

@@ -24,6 +24,7 @@ from herald.catalog import Catalog, cached_catalog
 from herald.config import Settings, get_settings
 from herald.models import Reminder, State, delivery_key
 from herald.queues import INTAKE, TASK_INTAKE, make_celery
+from herald.redisconn import settings_client
 from herald.validation import FieldError, ReminderInvalid, parse_reminder
 
 Status = Literal["accepted", "rejected", "duplicate", "conflict"]
@@ -88,7 +89,7 @@ class Producer:
         catalog: Catalog | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self.redis = client or redis.Redis.from_url(self.settings.redis_url)
+        self.redis = client or settings_client(self.settings)
         self.celery = celery or make_celery(self.settings)
         self.catalog = catalog or cached_catalog(self.settings.templates_dir)
         self._intake = self.redis.register_script(store.script_source("intake"))
@@ -156,7 +157,9 @@ class Producer:
         expires_ts = expires.timestamp()
         not_before = f"{reminder.not_before.timestamp():.3f}" if reminder.not_before else ""
         ttl = int(expires_ts - ts) + self.settings.retention_days * 86400
-        deadline = max(start.timestamp(), ts) + self.settings.visibility_timeout
+        # Handled (sent, or set aside in the scheduler until not_before) within one visibility
+        # timeout, or the reconciler re-publishes it.
+        deadline = ts + self.settings.visibility_timeout
         common = {
             "reminder_id": reminder.id,
             "account_id": reminder.account_id,

@@ -16,6 +16,7 @@ from kombu import Exchange, Queue
 from herald.broker import transport_for
 from herald.config import Settings, get_settings
 from herald.models import CHANNELS, Channel
+from herald.redisconn import broker_transport_options
 
 INTAKE = "herald.intake"
 SMS = "herald.sms"
@@ -50,7 +51,7 @@ def queue_for(channel: Channel, category: str = "") -> str:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings shared by every process that talks to the broker."""
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    transport = {"visibility_timeout": settings.visibility_timeout, **broker_transport_options(settings)}
     return {
         "broker_url": settings.redis_url,
         "broker_transport": transport_for(settings.redis_url),

@@ -1,6 +1,7 @@
 """Rendering reminders from ``templates/`` in a Jinja sandbox.
 
-Templates are untrusted input: they run in an ``ImmutableSandboxedEnvironment`` with
+Templates are untrusted input: they run in Jinja's ``ImmutableSandboxedEnvironment`` (with a
+bound on what one operation may build, see ``herald.sandbox``) with
 ``StrictUndefined`` (a missing variable is an error naming it, never a blank), and only
 ``email.<locale>.html.j2`` is autoescaped. Locales fall back from the most specific to the
 language to English (zh-CN -> zh -> en).
@@ -34,14 +35,14 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, pass_context
+from jinja2 import FileSystemLoader, StrictUndefined, Template, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from herald.catalog import Catalog
 from herald.config import Settings
 from herald.models import Channel
+from herald.sandbox import BoundedSandbox
 from herald.segments import SegmentCount, TooManySegments, check_segments
 
 FALLBACK_LOCALE = "en"
@@ -116,9 +117,9 @@ def _number(ctx: Context, value: Any) -> str:
     return str(format_decimal(Decimal(str(value)), locale=_locale_of(ctx)))
 
 
-def make_environment(root: Path) -> ImmutableSandboxedEnvironment:
+def make_environment(root: Path) -> BoundedSandbox:
     """The sandbox every herald template is rendered in."""
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
         loader=FileSystemLoader(str(root)),
         undefined=StrictUndefined,
         autoescape=lambda name: bool(name and name.endswith(".html.j2")),
@@ -194,7 +195,7 @@ class Renderer:
     def _template(self, name: str) -> Template:
         try:
             return self.env.get_template(name)
-        except TemplateError as exc:
+        except Exception as exc:  # loading compiles (and folds constants): report, never crash
             raise _explain(exc, name) from exc
 
     def _block(self, template: Template, block: str, context: dict[str, Any]) -> str:

@@ -1,8 +1,8 @@
 """``herald run``: herald for real on embedded defaults.
 
 Starts its own redis-server (own port, own data directory, AOF on), a worker (with its host's
-/metrics), the scheduler, the ledger writer (a SQLite file), the API with the operator page, and
-Flower; creates a development API key and Flower password and prints them with every URL;
+/metrics), the scheduler, the reconciler, the ledger writer (a SQLite file), the API with the
+operator page, and Flower; creates a development API key and Flower password and prints them with every URL;
 enqueues the sample reminders (built relative to now); shows each sample's outcome and what
 landed in the outbox; then keeps running until Ctrl-C, or, with ``--once``, checks that every
 service answers, stops everything and exits non-zero on any surprise.
@@ -140,6 +140,7 @@ class Runner:
             )
             self.spawn("worker", ["worker", "-n", "herald@%h", "-l", "INFO"])
             self.spawn("scheduler", ["scheduler"])
+            self.spawn("reconciler", ["reconcile"])
             self.spawn("ledger", ["ledger"])
             self.spawn("api", ["api", "--port", str(api_port)])
             self.spawn("flower", ["flower"])

@@ -19,6 +19,7 @@ from herald.config import Settings
 from herald.guards import Guard, default_guards
 from herald.models import Channel
 from herald.ratelimit import Limiter
+from herald.redisconn import async_redis_client
 from herald.rendering import Renderer
 
 
@@ -30,8 +31,8 @@ class Runtime:
         self.settings = settings
         self.catalog = catalog or cached_catalog(settings.templates_dir)
         self.renderer = Renderer(self.catalog, settings)
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            settings.redis_url, max_connections=64, health_check_interval=30
+        self.redis: aioredis.Redis = async_redis_client(
+            settings.redis_url, settings, max_connections=64, health_check_interval=30
         )
         self.scripts: dict[str, AsyncScript] = {
             name: self.redis.register_script(store.script_source(name)) for name in store.SCRIPTS

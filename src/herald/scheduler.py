@@ -4,7 +4,8 @@ Waits (``not_before``, retry backoff, and later send windows, caps and rate-limi
 members of the ``herald:scheduled`` sorted set scored by when they are due, never Celery
 ETAs. ``herald scheduler`` polls it; every guard runs again when the delivery comes back.
 A delivery taken off the set whose publication is lost keeps its entry in
-``herald:deadlines``, so the reconciler can find it.
+``herald:deadlines``, so the reconciler can find it; the scheduler itself keeps running
+through such a failure (Redis gone between taking the keys and publishing them).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from types import FrameType
 
 import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from herald import clock, store
 from herald.config import Settings
 from herald.fanout import publish_deliveries
+from herald.redisconn import settings_client
 
 log = logging.getLogger("herald.scheduler")
 
@@ -30,7 +33,7 @@ class Scheduler:
     def __init__(self, settings: Settings, app: Celery, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.app = app
-        self.redis = client or redis.Redis.from_url(settings.redis_url)
+        self.redis = client or settings_client(settings)
         self._due = self.redis.register_script(store.script_source("due"))
         self._leases = self.redis.register_script(store.script_source("leases"))
         self._stop = threading.Event()
@@ -85,6 +88,6 @@ class Scheduler:
                 moved = self.tick()
                 if moved:
                     log.info("published %d due deliveries", moved)
-            except redis.RedisError as exc:
+            except (redis.RedisError, OperationalError) as exc:  # the next tick tries again
                 log.warning("scheduler could not reach Redis: %s", exc)
             self._stop.wait(self.settings.scheduler_interval)

@@ -10,10 +10,11 @@ Keys (all under ``herald:``):
 | ``herald:scheduled`` | sorted set | deliveries waiting for a time, scored by when they are due |
 | ``herald:leases`` | sorted set | claimed deliveries, scored by when their lease ends |
 | ``herald:indoubt`` | sorted set | in-doubt deliveries waiting for an operator (``herald resolve``) |
-| ``herald:deadletter`` | stream | deliveries that ran out of retries (``herald deadletter``) |
+| ``herald:deadletter`` | stream | dead deliveries and unreadable queue messages (``herald deadletter``) |
 | ``herald:optout:<channel>`` | set | addresses that opted out of a channel |
 | ``herald:ref:<provider>:<id>`` | string | a provider's message id -> delivery key, for receipts |
 | ``herald:deadlines`` | sorted set | unfinished deliveries, scored by when they should have moved on |
+| ``herald:reconcile`` | hash | the reconciler's counters (``republished``) |
 
 Records and states expire ``HERALD_RETENTION_DAYS`` after their reminder expires.
 """
@@ -35,7 +36,21 @@ DEADLINES = PREFIX + "deadlines"
 DEADLETTER = PREFIX + "deadletter"
 LEASES = PREFIX + "leases"
 IN_DOUBT = PREFIX + "indoubt"
-SCRIPTS = ("intake", "claim", "settle", "defer", "due", "replay", "receipt", "leases", "resolve", "ratelimit")
+SCRIPTS = (
+    "intake",
+    "claim",
+    "settle",
+    "defer",
+    "due",
+    "replay",
+    "receipt",
+    "leases",
+    "resolve",
+    "ratelimit",
+    "reconcile",
+    "cancel",
+)
+RECONCILE = PREFIX + "reconcile"
 
 
 def optout_key(channel: str) -> str:

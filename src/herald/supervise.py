@@ -6,13 +6,21 @@ threads, so one process keeps many deliveries in flight even when they arrive on
 The supervisor starts them, restarts one that exits on its own (a crash, or a worker that
 stopped consuming and exited on purpose) with a growing delay, and passes a stop on: the first
 SIGTERM or SIGINT is a warm shutdown (running batches finish), a second one a cold one.
+
+A supervisor that dies without passing a stop on (SIGKILL, a crash) takes its processes with
+it: on Linux the kernel sends each one SIGTERM (a warm shutdown) when its supervisor is gone,
+so a supervisor started again never runs beside orphans of the old one, still consuming with
+no one to restart or stop them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -21,6 +29,26 @@ log = logging.getLogger("herald.supervise")
 
 QUICK_EXIT = 60.0  # seconds: a process that dies sooner than this is restarted more slowly
 MAX_DELAY = 30.0
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def stop_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux send the child SIGTERM when this process dies (None
+    where prctl is not available)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def in_child() -> None:  # between fork and exec: only the prepared C call, no imports
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:  # the supervisor died before the request took effect
+            os._exit(1)
+
+    return in_child
 
 
 class Supervisor:
@@ -52,9 +80,10 @@ class Supervisor:
         self.reported: list[bool] = [False] * len(commands)
         self.stops = 0
         self.restarts = 0
+        self._preexec = stop_with_parent()
 
     def start(self, index: int) -> None:
-        self.procs[index] = subprocess.Popen(self.commands[index], env=self.env)
+        self.procs[index] = subprocess.Popen(self.commands[index], env=self.env, preexec_fn=self._preexec)
         self.started[index] = self.clock()
         self.reported[index] = False
 

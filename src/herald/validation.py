@@ -42,6 +42,10 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif part == "[key]":  # pydantic's mark for a bad key of a mapping (the part before it)
+            path += " (key)"
+        elif not part or not part.isprintable() or any(c in part for c in ".[]'\""):
+            path += f"[{part!r}]"  # a name that would not read as one: '', 'a.b', '\u202e'
         else:
             path += f".{part}" if path else str(part)
     return path
@@ -53,6 +57,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return "is not a known field"
     if error["type"] == "missing":
         return "is required"
+    if error["type"] == "string_unicode" and not error["loc"]:
+        return "a field name is not valid text (it holds a lone surrogate)"
     return msg.removeprefix("Value error, ")
 
 

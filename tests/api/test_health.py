@@ -52,6 +52,8 @@ def test_a_live_heartbeat_is_healthy_and_stopping_removes_it(quiet: tuple[TestCl
         "queued": 0,
         "last_consumed_seconds_ago": response.json()["last_consumed_seconds_ago"],
         "problems": [],
+        "watchdog_exits_last_hour": 0,
+        "last_watchdog_exit": None,
     }
     assert [w.node for w in live_workers(client)] == ["w1@test"]
     beat.stop()

@@ -158,6 +158,8 @@ def test_cancel_says_what_was_cancelled(
     assert again.json()["cancelled"] == body["cancelled"]
 
 
-def test_cancel_of_an_unknown_reminder_is_404(client: TestClient, keys: Keys) -> None:
-    response = client.delete(f"/v1/reminders/{fresh('never')}", headers=auth(keys.producer))
+def test_cancel_of_an_unknown_reminder_is_404(client: TestClient, keys: Keys, rds: redis.Redis) -> None:
+    never = fresh("never")
+    response = client.delete(f"/v1/reminders/{never}", headers=auth(keys.producer))
     assert response.status_code == 404
+    assert not rds.exists(f"herald:r:{never}")  # a cancel never creates the reminder it did not find

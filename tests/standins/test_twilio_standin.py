@@ -28,6 +28,7 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from tests.harness import wait_until
 from tests.standins.twilio import FakeTwilio, count_segments
 
 TO = "+8613800138000"
@@ -409,6 +410,32 @@ def test_hang_then_answer(fake: FakeTwilio) -> None:
     fake.hang_next(1, 0.2)
     message = sync_client(fake, timeout=10).messages.create(to=TO, from_=SENDER, body="hello")
     assert message.sid == fake.accepted[0]["sid"]
+    assert fake.accepted[0]["held_back"] == 0.2
+
+
+def test_hang_all_until_lifted_records_each_request_and_counts_those_in_flight(fake: FakeTwilio) -> None:
+    fake.hang_all(30)
+    for to in (TO, "+8613800138001"):
+        with pytest.raises(requests.exceptions.Timeout):
+            sync_client(fake, timeout=0.3).messages.create(to=to, from_=SENDER, body="hello")
+    assert [(r["to"], r["held_back"]) for r in fake.accepted] == [(TO, 30), ("+8613800138001", 30)]
+    assert fake.in_flight == 2  # both answers are still held back
+    fake.hang_all(None)
+    sync_client(fake, timeout=5).messages.create(to=TO, from_=SENDER, body="again")
+    assert fake.accepted[-1]["held_back"] == 0
+    assert [r["to"] for r in fake.accepted].count(TO) == 2  # a second request to one recipient shows
+
+
+def test_in_flight_counts_requests_being_answered() -> None:
+    with FakeTwilio(latency=0.0) as fake:
+        fake.pause_answers()
+        client = sync_client(fake, timeout=0.3)
+        with pytest.raises(requests.exceptions.Timeout):
+            client.messages.create(to=TO, from_=SENDER, body="hello")
+        assert fake.in_flight == 1
+        fake.resume_answers()
+        wait_until(lambda: fake.in_flight == 0, 10, "the released answer to be written")
+        assert len(fake.accepted) == 1
 
 
 def test_hundreds_of_concurrent_requests() -> None:

@@ -16,7 +16,8 @@ outage -> queued faults (`fail_next`) -> faults queued for the recipient (`fail_
 parameters (400: 21604 no To, 21603 no From nor
 MessagingServiceSid, 21602 no Body nor MediaUrl, 21211 To not a phone number, 21701 bad
 MessagingServiceSid, 21617 Body over 1600 characters) -> magic numbers and the STOP set ->
-accepted (then `hang_to` or `hang_next`). A request refused by a fault is not validated and not recorded.
+accepted (then `hang_to`, `hang_next` or `hang_all`). A request refused by a fault is not
+validated and not recorded.
 
 Magic numbers, as with Twilio's test credentials (all answer 400):
 
@@ -221,8 +222,11 @@ class FakeTwilio(ThreadedServer):
 
     `accepted` lists the messages answered ``201``, oldest first, as dicts with ``sid``,
     ``to``, ``from``, ``messaging_service_sid``, ``body``, ``status_callback``, ``at`` (epoch
-    seconds), ``num_segments`` (int) and ``media_url`` (list). `requests` counts every
-    Messages POST received, refused ones included. Both are safe to read from any thread.
+    seconds), ``num_segments`` (int), ``media_url`` (list) and ``held_back`` (seconds its answer
+    was kept back by a hang; 0 for none). Every accepted request is recorded, so the records by
+    ``to`` count what each recipient was sent (duplicates too). `requests` counts every
+    Messages POST received, refused ones included; `in_flight` those not answered yet. All are
+    safe to read from any thread.
     """
 
     name = "FakeTwilio"
@@ -249,6 +253,8 @@ class FakeTwilio(ThreadedServer):
         self._hangs: deque[float] = deque()
         self._faults_to: dict[str, deque[_Fault]] = {}
         self._hangs_to: dict[str, float] = {}
+        self._hang_all = 0.0
+        self._in_flight = 0
         self._answering = threading.Event()
         self._answering.set()
         self._runner: web.AppRunner | None = None
@@ -299,6 +305,12 @@ class FakeTwilio(ThreadedServer):
         with self._lock:
             return self._requests
 
+    @property
+    def in_flight(self) -> int:
+        """Messages POSTs received and not answered yet (held-back answers included)."""
+        with self._lock:
+            return self._in_flight
+
     def accepted_to(self, to: str) -> list[dict[str, Any]]:
         with self._lock:
             return [record for record in self._accepted if record["to"] == to]
@@ -329,6 +341,7 @@ class FakeTwilio(ThreadedServer):
             self._hangs.clear()
             self._faults_to.clear()
             self._hangs_to.clear()
+            self._hang_all = 0.0
         self._answering.set()
 
     # -- recipients and fault injection ------------------------------------------------------
@@ -378,6 +391,12 @@ class FakeTwilio(ThreadedServer):
         """Accept (record) the next message to `number`, and answer only after `seconds`."""
         with self._lock:
             self._hangs_to[number] = seconds
+
+    def hang_all(self, seconds: float | None) -> None:
+        """Accept (record) every message and answer each only after `seconds`, until called
+        with ``None``: a provider that hangs for a while."""
+        with self._lock:
+            self._hang_all = seconds or 0.0
 
     def pause_answers(self) -> None:
         """Accept (record) messages but keep every answer back until `resume_answers`."""
@@ -485,6 +504,14 @@ class FakeTwilio(ThreadedServer):
     async def _handle_create(self, request: web.Request) -> web.Response:
         with self._lock:
             self._requests += 1
+            self._in_flight += 1
+        try:
+            return await self._create(request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _create(self, request: web.Request) -> web.Response:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         try:
@@ -509,6 +536,8 @@ class FakeTwilio(ThreadedServer):
             self._accepted.append(record)
             self._changed.notify_all()
             hang = self._hangs_to.pop(record["to"], 0.0) or (self._hangs.popleft() if self._hangs else 0.0)
+            hang = hang or self._hang_all
+            record["held_back"] = hang
         if hang > 0:
             await asyncio.sleep(hang)
         if not self._answering.is_set():

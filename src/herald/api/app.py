@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from fastapi import FastAPI
 
 from herald import store
@@ -15,6 +14,7 @@ from herald.api import twilio_hooks, unsubscribe
 from herald.api import v1 as v1_api
 from herald.config import Settings, get_settings
 from herald.links import UNSUBSCRIBE_PATH
+from herald.redisconn import settings_client
 
 
 class HideUnsubscribeTokens(logging.Filter):
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="herald", version="0.1.0", description="Reminder dispatcher HTTP API.")
     app.state.settings = settings
-    app.state.redis = redis.Redis.from_url(settings.redis_url)
+    app.state.redis = settings_client(settings)
     app.state.receipt_script = app.state.redis.register_script(store.script_source("receipt"))
     app.include_router(twilio_hooks.router)
     app.include_router(unsubscribe.router)

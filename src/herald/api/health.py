@@ -13,6 +13,17 @@ from herald.heartbeat import check_health
 router = APIRouter(tags=["ops"])
 
 
+class WatchdogExitBody(BaseModel):
+    """A worker process that had work waiting, took none, and was made to exit."""
+
+    worker: str = Field(description="host:pid of the process.")
+    node: str = Field(description="Its Celery node name.")
+    queues: str = Field(description="The queues it consumed (comma-separated).")
+    queued: int = Field(description="Messages waiting in them when it exited.")
+    idle_seconds: float = Field(description="How long they had waited with none taken.")
+    at: str = Field(description="When it exited (ISO 8601, UTC).")
+
+
 class HealthBody(BaseModel):
     """The system's health and, when unhealthy, what is wrong."""
 
@@ -24,6 +35,14 @@ class HealthBody(BaseModel):
         description="Since a worker last took or finished a task (or started)."
     )
     problems: list[str]
+    watchdog_exits_last_hour: int = Field(
+        default=0,
+        description="Worker processes that stopped consuming and were made to exit by their watchdog "
+        "(HERALD_WATCHDOG_STALL) in the last hour.",
+    )
+    last_watchdog_exit: WatchdogExitBody | None = Field(
+        default=None, description="The latest of those exits, if any."
+    )
 
 
 @router.get(
@@ -37,7 +56,9 @@ async def healthz(request: Request) -> JSONResponse:
 
     503 otherwise, with each problem. Worker processes refresh their heartbeat every
     HERALD_HEARTBEAT_INTERVAL seconds; a backlog untouched for HERALD_HEALTH_STALL seconds means
-    the workers stopped consuming.
+    the workers stopped consuming, and so does one process whose own queues wait that long while
+    the others consume. Processes that stalled and were made to exit by their watchdog in the last
+    hour are counted in `watchdog_exits_last_hour`.
     """
     settings = settings_of(request)
     health = await run_in_threadpool(check_health, redis_of(request), stall=settings.health_stall)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from herald.config import get_settings
+from herald.redisconn import display_redis_url, settings_client
 
 out = Console()
 err = Console(stderr=True)
@@ -23,11 +24,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def connect() -> redis.Redis:
     """A Redis client on HERALD_REDIS_URL that has answered a PING."""
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = settings_client(settings)
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise fail(f"cannot reach Redis at {settings.redis_url}: {exc}", 3) from exc
+        raise fail(f"cannot reach Redis at {display_redis_url(settings.redis_url)}: {exc}", 3) from exc
     return client
 
 

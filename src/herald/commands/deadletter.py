@@ -1,4 +1,4 @@
-"""``herald deadletter``: deliveries that ran out of retries."""
+"""``herald deadletter``: deliveries that ran out of retries, and messages herald could not read."""
 
 from __future__ import annotations
 
@@ -6,25 +6,40 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from herald.commands.common import connect, fail, out
 from herald.config import get_settings
-from herald.deadletter import list_dead, replay
+from herald.deadletter import DeadLetter, drop, list_dead, replay
 from herald.queues import make_celery
 
-app = typer.Typer(help="List dead deliveries and put them back to work.", no_args_is_help=True)
+app = typer.Typer(
+    help="List dead deliveries and put them back to work; drop messages herald could not read.",
+    no_args_is_help=True,
+)
 
 
 @app.command("list")
 def list_(count: Annotated[int, typer.Option(help="How many, oldest first.")] = 100) -> None:
-    """List dead deliveries: entry id, delivery key, attempts, last reason, time."""
+    """List dead deliveries (entry id, delivery key, attempts, last reason, time) and messages
+    herald could not read (queue, task, why, and a masked sample of what arrived)."""
     letters = list_dead(connect(), count=count)
     table = Table(title=f"dead letters ({len(letters)})")
     for column in ("id", "delivery", "attempts", "reason", "at"):
         table.add_column(column, overflow="fold")
     for d in letters:
-        table.add_row(d.entry_id, d.key, d.attempts, d.reason, d.at)
+        table.add_row(d.entry_id, _what(d), d.attempts, Text(_why(d)), d.at)
     out.print(table)
+
+
+def _what(letter: DeadLetter) -> Text:
+    if not letter.is_message:
+        return Text(letter.key)
+    return Text(f"message on {letter.queue or '?'}" + (f" (task {letter.task})" if letter.task else ""))
+
+
+def _why(letter: DeadLetter) -> str:
+    return f"{letter.reason}; it was: {letter.message}" if letter.is_message else letter.reason
 
 
 @app.command("replay")
@@ -45,3 +60,19 @@ def replay_(
         out.print(f"  {key}", highlight=False)
     if unknown:
         raise fail(f"no dead delivery for: {', '.join(unknown)}", 1)
+
+
+@app.command("drop")
+def drop_(
+    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids (see `herald deadletter list`).")] = None,
+    messages: Annotated[
+        bool, typer.Option("--messages", help="Drop every message entry (not the dead deliveries).")
+    ] = False,
+) -> None:
+    """Remove dead-letter entries once looked at: by entry id, or every message entry."""
+    if not ids and not messages:
+        raise fail("give entry ids, or --messages", 2)
+    dropped, unknown = drop(connect(), ids or [], messages=messages)
+    out.print(f"dropped {len(dropped)} entries", highlight=False)
+    if unknown:
+        raise fail(f"no dead-letter entry: {', '.join(unknown)}", 1)

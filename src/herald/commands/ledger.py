@@ -21,6 +21,7 @@ from herald import store, suppression
 from herald.commands.common import connect, fail, out
 from herald.config import get_settings
 from herald.ledger.urls import display_url
+from herald.redisconn import display_redis_url
 
 if TYPE_CHECKING:
     from herald.ledger.writer import LedgerWriter
@@ -126,7 +127,7 @@ def history(
     except SQLAlchemyError as exc:
         raise fail(f"ledger at {display_url(settings.ledger_url)}: {describe_error(exc)}", 3) from None
     except redis.RedisError as exc:
-        raise fail(f"cannot reach Redis at {settings.redis_url}: {exc}", 3) from None
+        raise fail(f"cannot reach Redis at {display_redis_url(settings.redis_url)}: {exc}", 3) from None
     finally:
         close_ledgers()
     more = next_before(entries, limit)

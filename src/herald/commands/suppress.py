@@ -39,16 +39,49 @@ def _hold(
 
 
 @app.command("init")
-def init(by: Annotated[str, typer.Option(help="Who (recorded).")] = OPERATOR) -> None:
+def init(
+    by: Annotated[str, typer.Option(help="Who (recorded).")] = OPERATOR,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Mark without asking the ledger whether this Redis lost its holds."),
+    ] = False,
+) -> None:
     """Mark the suppression store as populated. Run once on a new Redis, after loading holds.
 
     Until the marker exists nothing is sent: a Redis that restarted empty must not look like
-    one with no holds.
+    one with no holds. Refused when the ledger (HERALD_LEDGER_URL) has hold changes and Redis
+    has no marker: that Redis lost its holds, and `herald suppress rebuild` restores them.
+    Does nothing when the marker is already there, so it is safe to run on every start.
     """
+    from herald.ledger.db import LedgerUnavailable, close_ledgers, describe_error, open_ledger
+    from herald.ledger.initcheck import InitCheck, InitRefused, check_init
+
     client = connect()
     holds = SuppressionStore(client)
-    holds.initialize(by)
-    out.print("suppression store marked as populated", highlight=False)
+    if force:
+        check = InitCheck("mark")
+    else:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            check = check_init(client, open_ledger(get_settings().ledger_url))
+        except InitRefused as exc:
+            raise fail(f"not marked: {exc}", 1) from None
+        except LedgerUnavailable as exc:
+            raise fail(f"not marked: {exc} (it tells a new Redis from one that lost its holds)", 3) from None
+        except SQLAlchemyError as exc:
+            raise fail(f"not marked: ledger error: {describe_error(exc)}", 3) from None
+        finally:
+            close_ledgers()
+    if check.action == "present":
+        out.print(
+            f"suppression store already marked as populated (by {check.marked_by or '?'} at "
+            f"{check.marked_at or '?'}): nothing to do",
+            highlight=False,
+        )
+    else:
+        holds.initialize(by)
+        out.print("suppression store marked as populated", highlight=False)
     advice = compactness_advice(client)
     if advice:
         err.print(f"[yellow]note:[/] {advice}", highlight=False)

@@ -1,0 +1,67 @@
+"""Whether ``herald suppress init`` may mark the hold store populated: only on a new Redis.
+
+The marker tells every worker that the holds in Redis are complete. On a new deployment that is
+true once the holds are loaded. On a Redis that lost its data it is false: the holds are gone,
+and marking the store populated would resume sending to every held borrower. The two look the
+same from Redis alone (no marker); the ledger tells them apart. If the ledger has hold changes,
+this deployment had holds before, and ``herald suppress rebuild`` is the command that brings them
+back and then sets the marker.
+
+So init goes ahead only when the marker is already there (nothing to do) or the ledger has no
+hold changes at all; otherwise it is refused with what to run instead. ``--force`` skips the
+check, for an operator who knows the ledger is not this deployment's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+import redis
+from sqlalchemy import Engine
+
+from herald import store
+from herald.ledger.rebuild import hold_changes_count
+from herald.ledger.urls import display_url
+from herald.suppression import MARKER
+
+
+class InitRefused(RuntimeError):
+    """The ledger says this deployment had holds that Redis no longer has."""
+
+
+@dataclass(frozen=True)
+class InitCheck:
+    """What init should do: ``mark`` the store, or nothing (``present``: already marked)."""
+
+    action: Literal["mark", "present"]
+    marked_by: str = ""
+    marked_at: str = ""
+
+
+def check_init(client: redis.Redis, engine: Engine) -> InitCheck:
+    """Decide whether init may set the marker; ``InitRefused`` when it must not."""
+    raw = client.get(MARKER)
+    if raw is not None:
+        try:
+            marker = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            marker = {}
+        if not isinstance(marker, dict):
+            marker = {}
+        try:
+            when = store.iso(marker.get("at"))
+        except (TypeError, ValueError):
+            when = ""
+        return InitCheck("present", str(marker.get("by", "")), when)
+    changes = hold_changes_count(engine)
+    if changes:
+        raise InitRefused(
+            f"the ledger at {display_url(str(engine.url))} has {changes} hold changes but this Redis "
+            "has no marker: it lost its holds (or they were loaded before init). Marking it "
+            "populated now would send to held borrowers. Run `herald ledger --once` (if "
+            "herald:holds:audit survived in part), then `herald suppress rebuild`: it restores "
+            "the holds in force and sets the marker. `--force` skips this check"
+        )
+    return InitCheck("mark")

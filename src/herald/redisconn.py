@@ -1,0 +1,207 @@
+"""Redis clients from ``HERALD_REDIS_URL``: one Redis server, or a master found through Sentinel.
+
+herald keeps its broker and its state in one Redis, so the one setting must work for both
+kombu (the broker) and redis-py (everything else). It takes kombu's URL forms:
+
+- ``redis://[[user]:password@]host:port/db``, ``rediss://...`` (TLS), ``unix:///path?db=N``: one
+  server, read by ``redis.Redis.from_url``;
+- ``sentinel://[[user]:password@]host:26379/db;sentinel://host2:26379/db;...``: the Sentinels
+  to ask for the current master, separated by ``;``. ``HERALD_REDIS_SENTINEL_MASTER`` names the
+  master they monitor (``sentinel monitor <name> ...``); the user, password and database of the
+  first URL are the master's, as kombu reads them; ``HERALD_REDIS_SENTINEL_PASSWORD`` is the
+  Sentinels' own password, when they require one (``requirepass`` in sentinel.conf).
+
+A client made here for a Sentinel URL asks the Sentinels for the master on every new
+connection, so after a failover it reconnects to the promoted replica by itself. Redis Cluster
+is not supported: Celery's Redis transport cannot use it (its commands span keys in different
+slots).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+if TYPE_CHECKING:
+    from herald.config import Settings
+
+SENTINEL_SCHEME = "sentinel://"
+DEFAULT_SENTINEL_PORT = 26379
+SENTINEL_TIMEOUT = 2.0
+"""Seconds to wait for one Sentinel (to connect, or to answer) before asking the next."""
+
+
+class RedisURLError(ValueError):
+    """``HERALD_REDIS_URL`` (or the Sentinel settings that go with it) cannot be used."""
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """What a ``sentinel://`` URL says: where the Sentinels are and how to log in to the master."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    db: int
+    username: str | None
+    password: str | None
+
+
+_PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;/]*@")
+
+
+def display_redis_url(url: str) -> str:
+    """``url`` with every password hidden, for messages and logs."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def is_sentinel(url: str) -> bool:
+    """Whether ``url`` names Sentinels (``sentinel://``) rather than one Redis server."""
+    return url.strip().lower().startswith(SENTINEL_SCHEME)
+
+
+def _db(path: str, url: str) -> int | None:
+    name = path.strip("/")
+    if not name:
+        return None
+    if not name.isdigit():
+        raise RedisURLError(f"{url}: the database after the host must be a number, not {name!r}")
+    return int(name)
+
+
+def parse_sentinel(url: str) -> SentinelTarget:
+    """Read a ``sentinel://h1:26379/0;sentinel://h2:26379/0`` URL; ``RedisURLError`` if malformed."""
+    parts = [p.strip() for p in url.split(";") if p.strip()]
+    if not parts:
+        raise RedisURLError("the Sentinel URL names no Sentinel")
+    sentinels: list[tuple[str, int]] = []
+    dbs: set[int] = set()
+    first_db: int | None = None
+    username = password = None
+    for index, part in enumerate(parts):
+        if not is_sentinel(part):
+            raise RedisURLError(
+                f"{part!r}: every ';'-separated part of a Sentinel URL must start with sentinel://"
+            )
+        try:
+            split = urlsplit(part)
+            port = split.port or DEFAULT_SENTINEL_PORT
+        except ValueError as exc:
+            raise RedisURLError(f"{part!r}: {exc}") from None
+        if not split.hostname:
+            raise RedisURLError(f"{part!r}: no host")
+        sentinels.append((split.hostname, port))
+        db = _db(split.path, part)
+        if db is not None:
+            dbs.add(db)
+        if index == 0:
+            first_db = db
+            username = unquote(split.username) if split.username else None
+            password = unquote(split.password) if split.password is not None else None
+    if len(dbs) > 1:
+        raise RedisURLError(
+            f"the Sentinel URL names different databases ({sorted(dbs)}): give every part the same one"
+        )
+    db = first_db if first_db is not None else (dbs.pop() if dbs else 0)
+    return SentinelTarget(tuple(sentinels), db, username, password)
+
+
+@dataclass(frozen=True)
+class SentinelOptions:
+    """The settings that go with a Sentinel URL."""
+
+    master: str | None
+    password: str | None = None
+
+    @classmethod
+    def of(cls, settings: Settings | None) -> SentinelOptions:
+        """The options in ``settings`` (the environment's when None)."""
+        if settings is None:
+            from herald.config import get_settings
+
+            settings = get_settings()
+        secret = settings.redis_sentinel_password
+        return cls(settings.redis_sentinel_master, secret.get_secret_value() if secret else None)
+
+    def master_name(self) -> str:
+        """The monitored master's name; ``RedisURLError`` when it is not configured."""
+        if not self.master:
+            raise RedisURLError(
+                "HERALD_REDIS_SENTINEL_MASTER must name the master the Sentinels monitor "
+                "(the <name> of `sentinel monitor <name> <ip> <port> <quorum>`)"
+            )
+        return self.master
+
+
+def _sentinel_kwargs(
+    options: SentinelOptions, kwargs: dict[str, Any], *, asynchronous: bool = False
+) -> dict[str, Any]:
+    """Connection options for the Sentinels themselves: their own password, short timeouts and
+    no retries, so that a Sentinel host that is down costs one refused (or timed-out) connection
+    before the next Sentinel is asked, not redis-py's retries with backoff (seconds each)."""
+    own = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
+    own.setdefault("socket_connect_timeout", SENTINEL_TIMEOUT)
+    own.setdefault("socket_timeout", SENTINEL_TIMEOUT)
+    own["retry"] = AsyncRetry(NoBackoff(), 0) if asynchronous else Retry(NoBackoff(), 0)
+    if options.password:
+        own["password"] = options.password
+    return own
+
+
+def _master_kwargs(target: SentinelTarget, kwargs: dict[str, Any]) -> dict[str, Any]:
+    login: dict[str, Any] = {"db": target.db}
+    if target.username:
+        login["username"] = target.username
+    if target.password is not None:
+        login["password"] = target.password
+    return {**login, **kwargs}
+
+
+def redis_client(url: str, settings: Settings | None = None, **kwargs: Any) -> redis.Redis:
+    """A synchronous client on ``url`` (``kwargs`` go to every connection, e.g. timeouts).
+
+    For a Sentinel URL the master's name and the Sentinels' password come from ``settings``
+    (the environment's when None)."""
+    if not is_sentinel(url):
+        return redis.Redis.from_url(url, **kwargs)
+    target = parse_sentinel(url)
+    options = SentinelOptions.of(settings)
+    sentinels = list(target.sentinels)
+    sentinel = Sentinel(sentinels, sentinel_kwargs=_sentinel_kwargs(options, kwargs))  # type: ignore[no-untyped-call]
+    master = options.master_name()
+    client: redis.Redis = sentinel.master_for(master, **_master_kwargs(target, kwargs))  # type: ignore[no-untyped-call]
+    return client
+
+
+def async_redis_client(url: str, settings: Settings | None = None, **kwargs: Any) -> aioredis.Redis:
+    """An asyncio client on ``url``, as :func:`redis_client`."""
+    if not is_sentinel(url):
+        return aioredis.Redis.from_url(url, **kwargs)
+    target = parse_sentinel(url)
+    options = SentinelOptions.of(settings)
+    sentinels = list(target.sentinels)
+    own = _sentinel_kwargs(options, kwargs, asynchronous=True)
+    sentinel = AsyncSentinel(sentinels, sentinel_kwargs=own)  # type: ignore[no-untyped-call]
+    client: aioredis.Redis = sentinel.master_for(options.master_name(), **_master_kwargs(target, kwargs))
+    return client
+
+
+def settings_client(settings: Settings, **kwargs: Any) -> redis.Redis:
+    """A synchronous client on ``settings.redis_url`` with ``settings``' Sentinel options."""
+    return redis_client(settings.redis_url, settings, **kwargs)
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """What kombu's Sentinel transport needs besides the URL (nothing for one server)."""
+    if not is_sentinel(settings.redis_url):
+        return {}
+    options = SentinelOptions.of(settings)
+    return {"master_name": options.master_name(), "sentinel_kwargs": _sentinel_kwargs(options, {})}

@@ -1,0 +1,345 @@
+"""The reconciler: accepted deliveries whose message the broker lost are re-published once their
+deadline passes, at a bounded rate; waiting, claimed and finished ones never are.
+
+Two settings: a redis-server of its own with no worker and no scheduler (so nothing else moves
+a delivery while a test looks, and the reconciler's clock and publisher are injected: it counts
+what each pass publishes), and the session's running system (real workers and scheduler, clock
+shifted across processes), where a lost delivery is sent exactly once after `herald reconcile`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from herald import clock, store
+from herald.config import Settings
+from herald.embedded import free_port
+from herald.models import Outcome
+from herald.pipeline import BatchReport, Finish, Later, claim, defer, load, settle
+from herald.producer import Producer
+from herald.queues import make_celery
+from herald.reconciler import Reconciler
+from herald.runtime import Runtime
+from herald.scheduler import Scheduler
+from herald.suppression import SuppressionStore
+from tests.harness import Herald, RedisServer, _start, make_reminder, wait_until
+
+pytestmark = pytest.mark.integration
+
+VISIBILITY = 3600  # the default visibility timeout: a delivery's first deadline is intake + this
+
+
+class HeldBackProducer(Producer):
+    """Stores reminders and drops their messages: what a broker that lost them leaves behind."""
+
+    def publish_intake(self, deliveries: list[str]) -> None:
+        """Nothing is published."""
+
+
+class Recorder:
+    """A reconciler's publisher that only records what each pass would publish."""
+
+    def __init__(self) -> None:
+        self.passes: list[list[str]] = []
+
+    def __call__(self, keys: list[str]) -> None:
+        self.passes.append(list(keys))
+
+    @property
+    def published(self) -> list[str]:
+        return [k for keys in self.passes for k in keys]
+
+
+class Clock:
+    """A clock the test moves; starts at herald's now."""
+
+    def __init__(self) -> None:
+        self.now = clock.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Settings]:
+    """Settings on a redis-server with no worker and no scheduler."""
+    home = tmp_path_factory.mktemp("reconcile")
+    server = RedisServer(free_port(), home / "data", home / "redis.log")
+    server.start()
+    url = f"redis://127.0.0.1:{server.port}/0"
+    SuppressionStore(redis.Redis.from_url(url)).initialize("tests")
+    try:
+        yield Settings(
+            redis_url=url,
+            templates_dir=repo_root / "templates",
+            outbox_dir=home / "outbox",
+            send_window="00:00-24:00",
+            caps="",
+            duplicate_window=0,
+            reconcile_rate=10.0,
+            reconcile_interval=2.0,  # at most 20 keys a pass
+        )
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own(bare: Settings) -> Settings:
+    """The bare Redis with no deadlines, schedule or leases left by an earlier test."""
+    redis.Redis.from_url(bare.redis_url).delete(store.DEADLINES, store.SCHEDULED, store.LEASES)
+    return bare
+
+
+def _lost(settings: Settings, count: int, **overrides: Any) -> list[str]:
+    """``count`` accepted SMS deliveries whose messages were never published."""
+    producer = HeldBackProducer(settings)
+    try:
+        results = producer.enqueue_many([make_reminder(channels=["sms"], **overrides) for _ in range(count)])
+    finally:
+        producer.close()
+    assert all(r.status == "accepted" for r in results)
+    return [key for r in results for key in r.deliveries]
+
+
+def _reconciler(settings: Settings, at: Clock, recorder: Recorder) -> Reconciler:
+    client = redis.Redis.from_url(settings.redis_url)
+    return Reconciler(settings, make_celery(settings), client, clock=at, publish=recorder)
+
+
+def _in_pipeline(settings: Settings, work: Any) -> Any:
+    """Run ``work(runtime)`` with a worker's runtime: the pipeline's own Redis calls and scripts."""
+
+    async def run() -> Any:
+        rt = Runtime(settings)
+        try:
+            return await work(rt)
+        finally:
+            await rt.close()
+
+    return asyncio.run(run())
+
+
+def _claim(settings: Settings, key: str) -> dict[str, tuple[str, str]]:
+    async def work(rt: Runtime) -> dict[str, tuple[str, str]]:
+        batch = await load(rt, "sms", [key], BatchReport())
+        verdicts: dict[str, tuple[str, str]] = await claim(rt, batch)
+        return verdicts
+
+    result: dict[str, tuple[str, str]] = _in_pipeline(settings, work)
+    return result
+
+
+def test_a_lost_delivery_is_republished_once_its_deadline_passed(own: Settings) -> None:
+    (key,) = _lost(own, 1)
+    at, recorder = Clock(), Recorder()
+    reconciler = _reconciler(own, at, recorder)
+    client = redis.Redis.from_url(own.redis_url, decode_responses=True)
+
+    assert key not in reconciler.reconcile_once().republished  # not overdue yet
+    at.now += VISIBILITY + 1
+    report = reconciler.reconcile_once()
+    assert key in report.republished
+    assert client.zscore(store.DEADLINES, key) == pytest.approx(at.now + VISIBILITY)
+    state = client.hgetall(store.delivery_redis_key(key))
+    assert (state["state"], state["reconciled"]) == ("accepted", "1")
+
+    at.now += 60  # the next passes leave it alone: its new deadline has not passed
+    assert key not in reconciler.reconcile_once().republished
+    at.now += VISIBILITY  # lost again: found again
+    assert key in reconciler.reconcile_once().republished
+    assert recorder.published.count(key) == 2
+
+
+def test_the_rate_bounds_each_pass_and_every_lost_delivery_comes_out_once(own: Settings) -> None:
+    keys = _lost(own, 45)
+    at, recorder = Clock(), Recorder()
+    at.now += VISIBILITY + 1
+    reconciler = _reconciler(own, at, recorder)  # 10 keys/s, 2 s interval: at most 20 a pass
+
+    first = reconciler.reconcile_once()
+    assert len(first.republished) == 20
+    assert first.overdue == 25  # left for the next passes
+    assert reconciler.reconcile_once().limited  # no time passed: no budget
+    at.now += 0.5
+    assert len(reconciler.reconcile_once().republished) == 5
+    at.now += 600  # a long pause is still one burst, not a storm
+    assert len(reconciler.reconcile_once().republished) == 20
+    at.now += 2
+    reconciler.reconcile_once()
+    assert [len(p) for p in recorder.passes][:3] == [20, 5, 20]
+    assert all(len(p) <= 20 for p in recorder.passes)
+    assert sorted(recorder.published) == sorted(keys)  # each exactly once
+
+
+def test_two_reconcilers_never_publish_the_same_key_twice(own: Settings) -> None:
+    keys = set(_lost(own, 60))
+    at = Clock()
+    at.now += VISIBILITY + 1
+    recorders = [Recorder(), Recorder()]
+    reconcilers = [_reconciler(own.model_copy(update={"reconcile_rate": 5000.0}), at, r) for r in recorders]
+    start = threading.Barrier(2)
+
+    def run(r: Reconciler) -> None:
+        start.wait()
+        for _ in range(5):
+            r.reconcile_once()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in reconcilers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    published = [k for r in recorders for k in r.published if k in keys]
+    assert sorted(published) == sorted(keys)
+
+
+def test_a_delivery_waiting_in_the_scheduler_is_not_republished(own: Settings) -> None:
+    (key,) = _lost(own, 1)
+    due = clock.time() + 600
+
+    async def work(rt: Runtime) -> list[bool]:
+        result: list[bool] = await defer(rt, [Later(key, due, "not before its time")])
+        return result
+
+    assert _in_pipeline(own, work) == [True]
+    at, recorder = Clock(), Recorder()
+    at.now = due + VISIBILITY + 5  # the scheduler has been down for over an hour
+    reconciler = _reconciler(own, at, recorder)
+    report = reconciler.reconcile_once()
+    assert key not in report.republished
+    assert report.waiting == 1
+    client = redis.Redis.from_url(own.redis_url)
+    assert client.zscore(store.SCHEDULED, key) == pytest.approx(due, abs=0.01)  # still the scheduler's
+    assert client.zscore(store.DEADLINES, key) == pytest.approx(at.now + VISIBILITY)
+
+
+def test_a_delivery_being_sent_is_left_to_its_lease(own: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    (key,) = _lost(own, 1)
+    verdict, token = _claim(own, key)[key]
+    assert verdict == "claimed"
+    client = redis.Redis.from_url(own.redis_url, decode_responses=True)
+    lease_until = float(client.hget(store.delivery_redis_key(key), "lease_until") or 0)
+
+    at, recorder = Clock(), Recorder()
+    at.now = lease_until - 1  # the intake deadline passed, but the claim moved it to the lease's end
+    reconciler = _reconciler(own, at, recorder)
+    assert key not in reconciler.reconcile_once().republished
+
+    # The worker died after the claim and the leases index lost its entry (an AOF second lost).
+    client.zrem(store.LEASES, key)
+    at.now = lease_until + VISIBILITY + 1
+    report = reconciler.reconcile_once()
+    assert key not in report.republished
+    assert report.leased == 1
+    assert client.hget(store.delivery_redis_key(key), "state") == "sending"
+    assert client.zscore(store.LEASES, key) == pytest.approx(lease_until)  # back for the sweep
+
+    # The scheduler's lease sweep settles it: the provider may have had it, so it is in doubt.
+    monkeypatch.setenv("HERALD_CLOCK_OFFSET", str(at.now - clock.time()))  # the sweep's clock, too
+    sweeper = Scheduler(own, make_celery(own), redis.Redis.from_url(own.redis_url))
+    assert key in sweeper.expire_leases()
+    assert client.hget(store.delivery_redis_key(key), "outcome") == Outcome.IN_DOUBT
+    assert client.zscore(store.DEADLINES, key) is None
+    at.now += 2 * VISIBILITY
+    assert key not in reconciler.reconcile_once().republished
+    assert key not in recorder.published
+    assert token  # the claim's token never reached a provider here
+
+
+def test_finished_and_vanished_deliveries_are_never_republished(own: Settings) -> None:
+    done, stale = _lost(own, 2)
+
+    async def work(rt: Runtime) -> list[bool]:
+        result: list[bool] = await settle(rt, [Finish(done, Outcome.CANCELLED, "withdrawn upstream")])
+        return result
+
+    assert _in_pipeline(own, work) == [True]
+    client = redis.Redis.from_url(own.redis_url)
+    assert client.zscore(store.DEADLINES, done) is None  # an outcome removes the deadline
+    client.zadd(store.DEADLINES, {done: 1.0})  # ...unless a lost write left a stale entry
+    client.delete(store.delivery_redis_key(stale))  # expired from Redis
+    at, recorder = Clock(), Recorder()
+    at.now += VISIBILITY + 1
+    report = _reconciler(own, at, recorder).reconcile_once()
+    assert done not in report.republished
+    assert stale not in report.republished
+    assert report.removed == 2
+    assert client.zscore(store.DEADLINES, done) is None
+    assert client.zscore(store.DEADLINES, stale) is None
+    assert client.hget(store.delivery_redis_key(done), "state") == b"cancelled"
+
+
+def test_the_republished_count_is_kept_for_metrics(own: Settings) -> None:
+    client = redis.Redis.from_url(own.redis_url)
+    before = int(client.hget(store.RECONCILE, "republished") or 0)
+    _lost(own, 3)
+    at, recorder = Clock(), Recorder()
+    at.now += VISIBILITY + 1
+    report = _reconciler(own.model_copy(update={"reconcile_rate": 5000.0}), at, recorder).reconcile_once()
+    assert len(report.republished) == 3
+    assert int(client.hget(store.RECONCILE, "republished") or 0) == before + len(report.republished)
+
+
+def test_a_lost_delivery_is_sent_exactly_once_after_herald_reconcile(system: Herald) -> None:
+    lost = make_reminder(channels=["sms", "email"])
+    producer = HeldBackProducer(system.settings())
+    assert producer.enqueue(lost).status == "accepted"
+    sent = make_reminder(channels=["sms"])
+    system.producer().enqueue(sent)
+    sent_key = f"{sent['id']}:sms"
+    assert system.wait_outcome(sent_key)["outcome"] == "sent"
+    lost_keys = [f"{lost['id']}:{c}" for c in ("sms", "email")]
+    assert all(system.delivery(k)["state"] == "accepted" for k in lost_keys)  # nothing carries them
+
+    run = system.cli("reconcile", "--once")  # before the deadline: nothing to do for them
+    assert run.returncode == 0, run.stderr
+    assert all("reconciled" not in system.delivery(k) for k in lost_keys)
+
+    system.shift_clock(VISIBILITY + 60)
+    run = system.cli("reconcile", "--once")
+    assert run.returncode == 0, run.stderr
+    assert "re-published" in run.stdout
+    for key in lost_keys:
+        state = system.wait_outcome(key)
+        assert (state["outcome"], state["reconciled"]) == ("sent", "1")
+    assert len(system.outbox_lines("sms", lost["id"])) == 1
+    assert len(system.outbox_lines("email", lost["id"])) == 1
+
+    run = system.cli("reconcile", "--once")  # finished now: never again
+    assert run.returncode == 0, run.stderr
+    system.shift_clock(3 * VISIBILITY)
+    assert system.cli("reconcile", "--once").returncode == 0
+    assert all(system.delivery(k)["reconciled"] == "1" for k in lost_keys)
+    assert "reconciled" not in system.delivery(sent_key)
+    assert len(system.outbox_lines("sms", lost["id"])) == 1
+    assert len(system.outbox_lines("sms", sent["id"])) == 1
+
+
+def test_the_long_running_reconciler_republishes_and_stops_on_sigterm(system: Herald) -> None:
+    env = {**system.env, "HERALD_RECONCILE_INTERVAL": "0.2"}
+    log = system.logs / "reconcile.log"
+    proc = _start([sys.executable, "-m", "herald.cli", "reconcile"], env, log, system.root)
+    try:
+        wait_until(lambda: "reconciler started" in log.read_text(errors="replace"), 30, "the reconciler")
+        lost = make_reminder(channels=["push"])
+        assert HeldBackProducer(system.settings()).enqueue(lost).status == "accepted"
+        key = f"{lost['id']}:push"
+        system.shift_clock(VISIBILITY + 60)
+        state = system.wait_outcome(key)
+        assert (state["outcome"], state["reconciled"]) == ("sent", "1")
+        assert len(system.outbox_lines("push", lost["id"])) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    text = log.read_text(errors="replace")
+    assert "re-published" in text
+    assert lost["id"] not in text  # counts, never keys
