@@ -29,8 +29,15 @@ TRANSPORT = "herald.broker:Transport"
 SENTINEL_TRANSPORT = "herald.broker:SentinelTransport"
 
 
-class Channel(ScreenedReads, kombu_redis.Channel):
-    """A Redis channel that reports a detached connection as a connection error."""
+class ReportDetached:
+    """Mixin for kombu's Redis channels: a detached connection is a connection error.
+
+    Parameters: none. Hook: ``_connparams``, which kombu calls to (re)connect; when Celery has
+    already closed the connection it raises ``redis.ConnectionError`` (which the worker
+    recovers from in place) instead of kombu's ``AttributeError`` (which ends the worker).
+    """
+
+    connection: Any
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:
@@ -38,6 +45,10 @@ class Channel(ScreenedReads, kombu_redis.Channel):
         base: Any = super()
         params: dict[str, Any] = base._connparams(asynchronous)
         return params
+
+
+class Channel(ReportDetached, ScreenedReads, kombu_redis.Channel):
+    """A Redis channel that reports a detached connection as a connection error."""
 
 
 class Transport(kombu_redis.Transport):
@@ -46,15 +57,8 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-class SentinelChannel(ScreenedReads, kombu_redis.SentinelChannel):
+class SentinelChannel(ReportDetached, ScreenedReads, kombu_redis.SentinelChannel):
     """kombu's Sentinel channel with the same repair as :class:`Channel`."""
-
-    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        if self.connection.client is None:
-            raise redis.ConnectionError("the broker connection was already closed")
-        base: Any = super()
-        params: dict[str, Any] = base._connparams(asynchronous)
-        return params
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):
