@@ -184,3 +184,34 @@ def test_a_quiet_worker_with_empty_queues_keeps_running(deaf: Deaf) -> None:
     wait_until(lambda: looked_after(max(first.values())), 30, "the watchdogs to look once more")
     assert deaf.pids() == old
     assert deaf.redis().xlen(EXITS) == 0
+
+
+def test_after_its_redis_connections_are_reset_a_worker_drains_its_queue(deaf: Deaf) -> None:
+    wait_until(lambda: len(deaf.pids()) == 2, READY_TIMEOUT, "two worker processes")
+    direct = deaf.redis()
+    mine = int(direct.client_id())
+    # every connection but the test's own: the workers' broker, state and heartbeat connections
+    killed = sum(
+        int(direct.execute_command("CLIENT", "KILL", "ID", int(c["id"])))
+        for c in direct.client_list()
+        if int(c["id"]) != mine
+    )
+    assert killed > 0
+    reminder = make_reminder(channels=["sms", "email"])
+    deaf.producer().enqueue(reminder)
+    keys = [f"{reminder['id']}:{c}" for c in ("sms", "email")]
+
+    def drained() -> bool:
+        assert deaf.worker.poll() is None, deaf.log()[-3000:]
+        return all(deaf.outcome(k) == "sent" for k in keys)
+
+    try:
+        wait_until(drained, 45, "the queue drained after the reset, by the workers that reconnected")
+        restarted = False
+    except AssertionError:
+        # a worker that reconnected but consumes nothing (celery#10205): the watchdog restarts it
+        deaf.clock_file.write_text(str(STALL + 30))
+        wait_until(drained, 90, "the queue drained by a process the watchdog replaced")
+        restarted = True
+    assert deaf.outbox_count(reminder["id"]) == 2  # each channel once
+    assert restarted == bool(deaf.redis().xlen(EXITS))  # a restart happened only if it was needed
