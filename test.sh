@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run every check herald has: lint, types, unit tests and integration tests on a real
 # redis-server and real herald worker processes. Installs what it needs first.
-#   ./test.sh                 everything
-#   ./test.sh -k duplicate    extra arguments go to pytest
+#   ./test.sh                 everything, then the fault suite (tests/faults, about 8 minutes)
+#   ./test.sh -k duplicate    extra arguments go to pytest (the fault suite then does not run)
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
@@ -19,4 +19,9 @@ say "ruff"
 say "mypy"
 .venv/bin/mypy
 say "pytest"
-.venv/bin/pytest tests "$@"
+.venv/bin/pytest tests --ignore=tests/faults "$@"
+if [[ $# -eq 0 ]]; then
+    # The real system under load while it is broken, one fault at a time; budget: 12 minutes.
+    say "fault suite"
+    .venv/bin/pytest tests/faults -m faults
+fi

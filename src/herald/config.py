@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     ledger_retention_days: int = Field(default=1830, ge=1)
     ledger_poll_interval: float = Field(default=1.0, gt=0, le=300)
     api_max_batch: int = Field(default=1000, ge=1, le=100_000)
+    api_max_body: int = Field(default=32 * 2**20, ge=1024)  # bytes; larger request bodies get 413
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
     health_stall: float = Field(default=120.0, gt=0)
     watchdog_stall: float = Field(default=120.0, ge=0, le=86400)  # a worker with work waiting exits; 0: off

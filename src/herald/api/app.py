@@ -12,6 +12,7 @@ from herald.api import metrics as metrics_api
 from herald.api import operator as operator_page
 from herald.api import twilio_hooks, unsubscribe
 from herald.api import v1 as v1_api
+from herald.api.bodylimit import BodyLimit
 from herald.config import Settings, get_settings
 from herald.links import UNSUBSCRIBE_PATH
 from herald.redisconn import settings_client
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1_api.install(app)  # /v1 reminders, suppressions, agreements, in-doubt, opt-outs, keys; /healthz
     app.include_router(history_api.router)  # GET /v1/accounts/{account_id}/history (operator)
     metrics_api.install(app, settings)  # GET /metrics for Prometheus (no API key; see the module)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body)
     access = logging.getLogger("uvicorn.access")  # configured by uvicorn before it calls this factory
     if not any(isinstance(f, HideUnsubscribeTokens) for f in access.filters):
         access.addFilter(HideUnsubscribeTokens())
