@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(default=3600, ge=60)
     intake_batch: int = Field(default=500, ge=1, le=5000)
     channel_batch: int = Field(default=100, ge=1, le=1000)
+    direct_publish: int = Field(default=20, ge=0, le=1000)  # at most this many keys skip herald.intake
     in_flight: int = Field(default=200, ge=1, le=10000)
     worker_slots: int = Field(default=64, ge=1, le=1000)
     retention_days: int = Field(default=7, ge=1)

@@ -2,7 +2,8 @@
 
 Each reminder is validated, stored once in Redis (its id is the idempotency key; the digest of
 its body tells a duplicate from a conflict) together with its deliveries' states, and the keys
-of the accepted deliveries are published to ``herald.intake`` in batches. A bad reminder is
+of the accepted deliveries are published to ``herald.intake`` in batches (a few at a time go
+straight to their channel lanes). A bad reminder is
 reported with its fields and never affects the others in the batch.
 """
 
@@ -22,8 +23,9 @@ from celery import Celery
 from herald import clock, store
 from herald.catalog import Catalog, cached_catalog
 from herald.config import Settings, get_settings
+from herald.fanout import group_by_queue
 from herald.models import Reminder, State, delivery_key
-from herald.queues import INTAKE, TASK_INTAKE, make_celery
+from herald.queues import INTAKE, TASK_DELIVER, TASK_INTAKE, make_celery
 from herald.redisconn import settings_client
 from herald.validation import FieldError, ReminderInvalid, parse_reminder
 
@@ -132,12 +134,13 @@ class Producer:
                 keys.extend(spec_keys)
             keys.append(store.DEADLINES)
             answers = self._intake(keys=keys, args=[store.PREFIX, orjson.dumps(specs)])
-            to_publish: list[str] = []
+            to_publish: dict[str, str] = {}  # delivery key -> category (it decides the lane)
             for (index, reminder), (status, accepted_at) in zip(valid, answers, strict=True):
                 status = status.decode()
                 deliveries = [delivery_key(reminder.id, c) for c in reminder.channels]
                 if status == "accepted":
-                    to_publish.extend(deliveries)
+                    category = self.catalog.get(reminder.kind).category
+                    to_publish.update(dict.fromkeys(deliveries, category))
                 results[index] = EnqueueResult(
                     status,
                     reminder.id,
@@ -145,7 +148,7 @@ class Producer:
                     deliveries=deliveries if status != "conflict" else [],
                 )
             if to_publish:
-                self.publish_intake(to_publish)
+                self.publish(list(to_publish), to_publish)
         return [r for r in results if r is not None]
 
     def _spec(self, reminder: Reminder, now: datetime) -> tuple[dict[str, Any], list[str]]:
@@ -188,8 +191,23 @@ class Producer:
         }
         return spec, keys
 
-    def publish_intake(self, deliveries: list[str]) -> None:
-        """Publish delivery keys to ``herald.intake``, at most one intake batch per message."""
+    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
+        """Publish delivery keys for the workers.
+
+        A few (at most ``HERALD_DIRECT_PUBLISH``, with their categories known) go straight to
+        their channel lanes, as the intake task would send them: a reminder enqueued alone costs
+        one Celery message per channel instead of two. More go to ``herald.intake`` in intake
+        batches, and its task fans them out.
+        """
+        if categories is not None and 0 < len(deliveries) <= self.settings.direct_publish:
+            groups, _ = group_by_queue(deliveries, categories)
+            size = self.settings.channel_batch
+            for (channel, queue), keys in groups.items():
+                for start in range(0, len(keys), size):
+                    self.celery.send_task(
+                        TASK_DELIVER, args=[channel, keys[start : start + size]], queue=queue
+                    )
+            return
         size = self.settings.intake_batch
         for start in range(0, len(deliveries), size):
             self.celery.send_task(TASK_INTAKE, args=[deliveries[start : start + size]], queue=INTAKE)

@@ -200,7 +200,7 @@ def _in_doubt_delivery(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> s
     """A delivery whose worker died after the claim (its lease ended): in doubt, as in production."""
 
     class Unpublished(Producer):
-        def publish_intake(self, deliveries: list[str]) -> None:
+        def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
             """No worker runs here; the test claims the delivery itself."""
 
     reminder = make_reminder(channels=["sms"])

@@ -8,7 +8,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from herald.config import Settings
-from herald.queues import INTAKE
+from herald.queues import INTAKE, queue_for
 from tests.api.conftest import Keys, auth, build_app, fresh
 from tests.harness import make_reminder
 
@@ -16,7 +16,8 @@ from tests.harness import make_reminder
 def test_one_reminder_is_accepted_with_201_and_published(
     client: TestClient, keys: Keys, reminder: dict[str, Any], rds: redis.Redis
 ) -> None:
-    before = rds.llen(INTAKE)
+    lanes = [queue_for(c, "collection") for c in reminder["channels"]]  # an overdue notice: bulk lanes
+    before = [rds.llen(q) for q in [INTAKE, *lanes]]
     response = client.post("/v1/reminders", json=reminder, headers=auth(keys.producer))
     assert response.status_code == 201, response.text
     body = response.json()
@@ -24,7 +25,18 @@ def test_one_reminder_is_accepted_with_201_and_published(
     assert body["id"] == reminder["id"]
     assert body["deliveries"] == [f"{reminder['id']}:{c}" for c in reminder["channels"]]
     assert body["errors"] == []
-    assert rds.llen(INTAKE) == before + 1  # one intake message carries the delivery keys
+    # a reminder alone skips the intake hop: one message on each channel's lane
+    assert [rds.llen(q) for q in [INTAKE, *lanes]] == [before[0]] + [n + 1 for n in before[1:]]
+
+
+def test_many_reminders_at_once_travel_through_intake(
+    client: TestClient, keys: Keys, rds: redis.Redis
+) -> None:
+    batch = [make_reminder(id=fresh("many")) for _ in range(10)]  # 30 deliveries: over HERALD_DIRECT_PUBLISH
+    before = rds.llen(INTAKE)
+    response = client.post("/v1/reminders", json=batch, headers=auth(keys.producer))
+    assert response.status_code == 200, response.text
+    assert rds.llen(INTAKE) == before + 1  # one intake message carries the 30 delivery keys
 
 
 def test_the_same_reminder_again_is_a_duplicate_with_200(

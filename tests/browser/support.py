@@ -21,7 +21,7 @@ from tests.harness import make_reminder
 class Unpublished(Producer):
     """Stores reminders without publishing them: no worker is running; the test claims them."""
 
-    def publish_intake(self, deliveries: list[str]) -> None:
+    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
         """Publish nothing."""
 
 

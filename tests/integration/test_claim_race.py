@@ -38,7 +38,7 @@ class HoldAfterTheGuards(Guard):
 
 
 class Unpublished(Producer):
-    def publish_intake(self, deliveries: list[str]) -> None:
+    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
         """Keep the keys away from the session's workers: this test runs the pipeline itself."""
 
 

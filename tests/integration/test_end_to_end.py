@@ -87,7 +87,7 @@ def test_a_redelivered_batch_does_not_send_twice(system: Herald) -> None:
     key = f"{reminder['id']}:sms"
     assert system.wait_outcome(key)["outcome"] == "sent"
     # the broker may hand the same message out again: publish the same key twice more
-    producer.publish_intake([key, key])
+    producer.publish([key, key])
     marker = make_reminder(channels=["sms"])  # a later message on the same queue
     producer.enqueue(marker)
     system.wait_outcome(f"{marker['id']}:sms")

@@ -41,7 +41,7 @@ VISIBILITY = 3600  # the default visibility timeout: a delivery's first deadline
 class HeldBackProducer(Producer):
     """Stores reminders and drops their messages: what a broker that lost them leaves behind."""
 
-    def publish_intake(self, deliveries: list[str]) -> None:
+    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
         """Nothing is published."""
 
 

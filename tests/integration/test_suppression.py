@@ -19,11 +19,11 @@ class HeldBackProducer(Producer):
 
     held: list[str]
 
-    def publish_intake(self, deliveries: list[str]) -> None:
+    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
         self.held = [*getattr(self, "held", []), *deliveries]
 
     def release(self) -> None:
-        Producer.publish_intake(self, self.held)
+        Producer.publish(self, self.held)
         self.held = []
 
 
@@ -177,8 +177,8 @@ def test_the_same_reminder_five_times_and_a_message_twice_send_once(system: Hera
     statuses = [producer.enqueue(reminder).status for _ in range(5)]
     assert statuses == ["accepted"] + ["duplicate"] * 4
     key = f"{reminder['id']}:sms"
-    producer.publish_intake([key])
-    producer.publish_intake([key])
+    producer.publish([key])
+    producer.publish([key])
     assert system.wait_outcome(key)["outcome"] == "sent"
     marker = make_reminder(channels=["sms"])
     producer.enqueue(marker)

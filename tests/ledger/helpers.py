@@ -74,9 +74,9 @@ class HeldBackProducer(Producer):
 
     held: list[str]
 
-    def publish_intake(self, deliveries: list[str]) -> None:
+    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
         self.held = [*getattr(self, "held", []), *deliveries]
 
     def release(self) -> None:
-        Producer.publish_intake(self, self.held)
+        Producer.publish(self, self.held)
         self.held = []
