@@ -8,6 +8,7 @@ each other's work.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -66,6 +67,67 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(timeout=30)
             self.proc = None
+
+    @property
+    def url(self) -> str:
+        """Its database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@contextmanager
+def redis_of_its_own(home: Path, *, initialized: bool = True) -> Iterator[str]:
+    """A redis-server in ``home`` for a test module or session (no worker on it); its URL.
+
+    ``initialized``: the hold store's marker is set, so the guards do not hold everything back.
+    """
+    server = RedisServer(free_port(), home / "data", home / "redis.log")
+    server.start()
+    try:
+        if initialized:
+            SuppressionStore(redis.Redis.from_url(server.url)).initialize("tests")
+        yield server.url
+    finally:
+        server.stop()
+
+
+class Unpublished(Producer):
+    """Stores reminders and publishes nothing: a broker that lost the messages, or a test that
+    runs the pipeline itself."""
+
+    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
+        """Nothing is published."""
+
+
+class HeldBackProducer(Producer):
+    """Stores reminders but keeps their messages back, as a queue no worker reads would;
+    ``release`` publishes them."""
+
+    held: list[str]
+
+    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
+        self.held = [*getattr(self, "held", []), *deliveries]
+
+    def release(self) -> None:
+        Producer.publish(self, self.held)
+        self.held = []
+
+
+def claim_only(settings: Settings, key: str) -> str:
+    """Take one stored delivery through the pipeline up to its claim, as a worker would just
+    before its provider call, and stop there (the claim's answer: ``claimed`` or why not)."""
+    from herald.models import split_delivery_key
+    from herald.pipeline import BatchReport, claim, load
+    from herald.runtime import Runtime
+
+    async def go() -> str:
+        rt = Runtime(settings)
+        try:
+            batch = await load(rt, split_delivery_key(key)[1], [key], BatchReport())
+            return (await claim(rt, batch))[key][0]
+        finally:
+            await rt.close()
+
+    return asyncio.run(go())
 
 
 @dataclass

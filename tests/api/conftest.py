@@ -19,10 +19,8 @@ from fastapi.testclient import TestClient
 
 from herald.api.app import create_app
 from herald.config import Settings
-from herald.embedded import free_port
 from herald.keys import KeyStore
-from herald.suppression import SuppressionStore
-from tests.harness import RedisServer, make_reminder
+from tests.harness import make_reminder, redis_of_its_own
 
 OWNERS = {"producer": "billing-svc", "operator": "ops-li", "admin": "sec-wang"}
 
@@ -56,15 +54,8 @@ def fresh(prefix: str) -> str:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server for the session (database 0: the API's)."""
-    home = tmp_path_factory.mktemp("api-redis")
-    server = RedisServer(free_port(), home / "data", home / "redis.log")
-    server.start()
-    url = f"redis://127.0.0.1:{server.port}/0"
-    SuppressionStore(redis.Redis.from_url(url)).initialize("tests")
-    try:
+    with redis_of_its_own(tmp_path_factory.mktemp("api-redis")) as url:
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ Every change records the caller's key owner as "who".
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,14 +12,11 @@ import redis
 from fastapi.testclient import TestClient
 
 from herald.config import Settings
-from herald.pipeline import BatchReport, claim, load
-from herald.producer import Producer
 from herald.queues import make_celery
-from herald.runtime import Runtime
 from herald.scheduler import Scheduler
 from herald.suppression import SuppressionStore
 from tests.api.conftest import OWNERS, Keys, auth, fresh
-from tests.harness import make_reminder
+from tests.harness import Unpublished, claim_only, make_reminder
 
 OPERATOR = OWNERS["operator"]
 
@@ -199,23 +195,11 @@ def test_a_bad_agreement_event_is_a_422_naming_the_field(
 def _in_doubt_delivery(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> str:
     """A delivery whose worker died after the claim (its lease ended): in doubt, as in production."""
 
-    class Unpublished(Producer):
-        def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
-            """No worker runs here; the test claims the delivery itself."""
-
     reminder = make_reminder(channels=["sms"])
     Unpublished(settings).enqueue(reminder)
     key = f"{reminder['id']}:sms"
 
-    async def claim_and_die() -> str:
-        rt = Runtime(settings)
-        try:
-            batch = await load(rt, "sms", [key], BatchReport())
-            return (await claim(rt, batch))[key][0]
-        finally:
-            await rt.close()
-
-    assert asyncio.run(claim_and_die()) == "claimed"
+    assert claim_only(settings, key) == "claimed"
     monkeypatch.setenv("HERALD_CLOCK_OFFSET", str(settings.lease_seconds + 60))
     assert key in Scheduler(settings, make_celery(settings)).expire_leases()
     monkeypatch.delenv("HERALD_CLOCK_OFFSET")

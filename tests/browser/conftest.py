@@ -24,8 +24,7 @@ import redis
 from herald.config import Settings
 from herald.embedded import free_port
 from herald.keys import KeyStore
-from herald.suppression import SuppressionStore
-from tests.harness import RedisServer, wait_until
+from tests.harness import redis_of_its_own, wait_until
 
 SECRET = "operator-page-tests-secret-0123456789"
 CHROMIUM = os.environ.get("HERALD_CHROMIUM", "/usr/bin/chromium")
@@ -48,16 +47,8 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="session")
 def page_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of the session's own, with the hold store marked populated."""
-    home = tmp_path_factory.mktemp("operator-redis")
-    port = free_port()
-    server = RedisServer(port, home / "data", home / "redis.log")
-    server.start()
-    url = f"redis://127.0.0.1:{port}/0"
-    SuppressionStore(redis.Redis.from_url(url)).initialize("tests")
-    try:
+    with redis_of_its_own(tmp_path_factory.mktemp("operator-redis")) as url:
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

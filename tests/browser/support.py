@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,18 +10,8 @@ import redis
 from celery import Celery
 
 from herald.config import Settings
-from herald.pipeline import BatchReport, claim, load
-from herald.producer import Producer
-from herald.runtime import Runtime
 from herald.scheduler import Scheduler
-from tests.harness import make_reminder
-
-
-class Unpublished(Producer):
-    """Stores reminders without publishing them: no worker is running; the test claims them."""
-
-    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
-        """Publish nothing."""
+from tests.harness import Unpublished, claim_only, make_reminder
 
 
 def make_in_doubt(settings: Settings, account: str) -> str:
@@ -31,16 +20,8 @@ def make_in_doubt(settings: Settings, account: str) -> str:
     Unpublished(settings).enqueue(reminder)
     key = f"{reminder['id']}:sms"
 
-    async def claim_it() -> str:
-        rt = Runtime(settings)
-        try:
-            batch = await load(rt, "sms", [key], BatchReport())
-            return (await claim(rt, batch))[key][0]
-        finally:
-            await rt.close()
-
     with ThreadPoolExecutor(1) as pool:  # Playwright's sync API keeps an event loop in this thread
-        claimed = pool.submit(asyncio.run, claim_it()).result()
+        claimed = pool.submit(claim_only, settings, key).result()
     assert claimed == "claimed", f"the claim of {key} answered {claimed!r} (a hold on {account}?)"
     client = redis.Redis.from_url(settings.redis_url)
     before = os.environ.get("HERALD_CLOCK_OFFSET")

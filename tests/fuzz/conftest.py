@@ -11,21 +11,15 @@ import redis
 
 from herald.catalog import Catalog, load_catalog
 from herald.config import Settings, get_settings
-from herald.embedded import free_port
 from herald.producer import Producer
-from tests.harness import RedisServer
+from tests.harness import redis_of_its_own
 
 
 @pytest.fixture(scope="session")
 def fuzz_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server for the fuzz tests."""
-    home = tmp_path_factory.mktemp("fuzz-redis")
-    server = RedisServer(free_port(), home / "data", home / "redis.log")
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
+    with redis_of_its_own(tmp_path_factory.mktemp("fuzz-redis"), initialized=False) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,9 @@ import pytest
 from herald.agreements import apply_event
 from herald.guards import Delivery, Guard, GuardContext, Verdict
 from herald.pipeline import process_batch
-from herald.producer import Producer
 from herald.runtime import Runtime
 from herald.suppression import SuppressionStore
-from tests.harness import Herald, make_reminder
+from tests.harness import Herald, Unpublished, make_reminder
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +34,6 @@ class HoldAfterTheGuards(Guard):
     async def check(self, batch: list[Delivery], ctx: GuardContext) -> dict[str, Verdict]:
         apply_event(self.holds, self.account, "AGR-RACE", "signed")
         return {}
-
-
-class Unpublished(Producer):
-    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
-        """Keep the keys away from the session's workers: this test runs the pipeline itself."""
 
 
 def test_a_hold_added_between_the_pre_filter_and_the_claim_stops_the_send(

@@ -3,22 +3,13 @@ operator lists and settles it. Nothing is resent by itself."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
-from herald.pipeline import BatchReport, claim, load
-from herald.producer import Producer
-from herald.runtime import Runtime
-from tests.harness import Herald, make_reminder
+from tests.harness import Herald, Unpublished, claim_only, make_reminder
 
 pytestmark = pytest.mark.integration
-
-
-class Unpublished(Producer):
-    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
-        """Keep the keys away from the session's workers: this test claims them itself."""
 
 
 def test_an_ended_lease_is_in_doubt_listed_and_resolved_by_an_operator(system: Herald) -> None:
@@ -27,15 +18,7 @@ def test_an_ended_lease_is_in_doubt_listed_and_resolved_by_an_operator(system: H
     Unpublished(settings).enqueue(reminder)
     key = f"{reminder['id']}:sms"
 
-    async def claim_and_die() -> str:
-        rt = Runtime(settings)
-        try:
-            batch = await load(rt, "sms", [key], BatchReport())
-            return (await claim(rt, batch))[key][0]
-        finally:
-            await rt.close()
-
-    assert asyncio.run(claim_and_die()) == "claimed"
+    assert claim_only(settings, key) == "claimed"  # a worker that then died before its send
     assert system.delivery(key)["state"] == "sending"
 
     system.shift_clock(settings.lease_seconds + 60)  # the lease ends with no result recorded

@@ -22,27 +22,24 @@ import redis
 
 from herald import clock, store
 from herald.config import Settings
-from herald.embedded import free_port
 from herald.models import Outcome
 from herald.pipeline import BatchReport, Finish, Later, claim, defer, load, settle
-from herald.producer import Producer
 from herald.queues import make_celery
 from herald.reconciler import Reconciler
 from herald.runtime import Runtime
 from herald.scheduler import Scheduler
-from herald.suppression import SuppressionStore
-from tests.harness import Herald, RedisServer, _start, make_reminder, wait_until
+from tests.harness import (
+    Herald,
+    Unpublished,
+    _start,
+    make_reminder,
+    redis_of_its_own,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
 VISIBILITY = 3600  # the default visibility timeout: a delivery's first deadline is intake + this
-
-
-class HeldBackProducer(Producer):
-    """Stores reminders and drops their messages: what a broker that lost them leaves behind."""
-
-    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
-        """Nothing is published."""
 
 
 class Recorder:
@@ -73,11 +70,7 @@ class Clock:
 def bare(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Settings]:
     """Settings on a redis-server with no worker and no scheduler."""
     home = tmp_path_factory.mktemp("reconcile")
-    server = RedisServer(free_port(), home / "data", home / "redis.log")
-    server.start()
-    url = f"redis://127.0.0.1:{server.port}/0"
-    SuppressionStore(redis.Redis.from_url(url)).initialize("tests")
-    try:
+    with redis_of_its_own(home) as url:
         yield Settings(
             redis_url=url,
             templates_dir=repo_root / "templates",
@@ -88,8 +81,6 @@ def bare(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[
             reconcile_rate=10.0,
             reconcile_interval=2.0,  # at most 20 keys a pass
         )
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -101,7 +92,7 @@ def own(bare: Settings) -> Settings:
 
 def _lost(settings: Settings, count: int, **overrides: Any) -> list[str]:
     """``count`` accepted SMS deliveries whose messages were never published."""
-    producer = HeldBackProducer(settings)
+    producer = Unpublished(settings)
     try:
         results = producer.enqueue_many([make_reminder(channels=["sms"], **overrides) for _ in range(count)])
     finally:
@@ -291,7 +282,7 @@ def test_the_republished_count_is_kept_for_metrics(own: Settings) -> None:
 
 def test_a_lost_delivery_is_sent_exactly_once_after_herald_reconcile(system: Herald) -> None:
     lost = make_reminder(channels=["sms", "email"])
-    producer = HeldBackProducer(system.settings())
+    producer = Unpublished(system.settings())
     assert producer.enqueue(lost).status == "accepted"
     sent = make_reminder(channels=["sms"])
     system.producer().enqueue(sent)
@@ -331,7 +322,7 @@ def test_the_long_running_reconciler_republishes_and_stops_on_sigterm(system: He
     try:
         wait_until(lambda: "reconciler started" in log.read_text(errors="replace"), 30, "the reconciler")
         lost = make_reminder(channels=["push"])
-        assert HeldBackProducer(system.settings()).enqueue(lost).status == "accepted"
+        assert Unpublished(system.settings()).enqueue(lost).status == "accepted"
         key = f"{lost['id']}:push"
         system.shift_clock(VISIBILITY + 60)
         state = system.wait_outcome(key)

@@ -22,7 +22,7 @@ from herald.embedded import free_port
 from herald.queues import make_celery
 from herald.reconciler import Reconciler
 from herald.scheduler import Scheduler
-from tests.harness import RedisServer
+from tests.harness import redis_of_its_own
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +32,8 @@ VISIBILITY = 600
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[redis.Redis]:
-    server = RedisServer(free_port(), tmp_path / "redis", tmp_path / "redis.log")
-    server.start()
-    try:
-        yield redis.Redis.from_url(f"redis://127.0.0.1:{server.port}/0", decode_responses=True)
-    finally:
-        server.stop()
+    with redis_of_its_own(tmp_path, initialized=False) as url:
+        yield redis.Redis.from_url(url, decode_responses=True)
 
 
 class StopsAfter(Scheduler):

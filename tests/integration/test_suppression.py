@@ -7,24 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from herald.agreements import apply_event
-from herald.producer import Producer
 from herald.suppression import MARKER, Hold, SuppressionStore, compactness_advice
-from tests.harness import Herald, make_reminder
+from tests.harness import HeldBackProducer, Herald, make_reminder
 
 pytestmark = pytest.mark.integration
-
-
-class HeldBackProducer(Producer):
-    """Stores reminders but keeps their messages back, as a queue with no worker would."""
-
-    held: list[str]
-
-    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
-        self.held = [*getattr(self, "held", []), *deliveries]
-
-    def release(self) -> None:
-        Producer.publish(self, self.held)
-        self.held = []
 
 
 def _holds(system: Herald) -> SuppressionStore:

@@ -16,22 +16,15 @@ import redis
 from sqlalchemy import Engine
 
 from herald.config import Settings
-from herald.embedded import free_port
 from herald.ledger.db import close_ledgers, open_ledger
-from tests.harness import RedisServer
+from tests.harness import redis_of_its_own
 from tests.ledger.postgres import PostgresServer, server_binaries
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("ledger-redis")
-    port = free_port()
-    server = RedisServer(port, home / "data", home / "redis.log")
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.stop()
+    with redis_of_its_own(tmp_path_factory.mktemp("ledger-redis"), initialized=False) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from sqlalchemy import Engine, Table, func, select
 from herald import clock, store
 from herald.ledger.schema import checkpoints
 from herald.ledger.writer import LedgerWriter
-from herald.producer import Producer
 
 
 def add_event(
@@ -67,16 +66,3 @@ def forget_checkpoints(engine: Engine) -> None:
     """As if the writer had never committed a checkpoint (it reads everything again)."""
     with engine.begin() as conn:
         conn.execute(checkpoints.delete())
-
-
-class HeldBackProducer(Producer):
-    """Stores reminders but keeps their messages back, as a queue no worker reads would."""
-
-    held: list[str]
-
-    def publish(self, deliveries: list[str], categories: dict[str, str] | None = None) -> None:
-        self.held = [*getattr(self, "held", []), *deliveries]
-
-    def release(self) -> None:
-        Producer.publish(self, self.held)
-        self.held = []

@@ -22,8 +22,7 @@ from herald.keys import KeyStore
 from herald.ledger.db import close_ledgers, open_ledger
 from herald.ledger.schema import delivery_events
 from herald.suppression import Hold, SuppressionStore
-from tests.harness import Herald, make_reminder, running_herald, wait_until
-from tests.ledger.helpers import HeldBackProducer
+from tests.harness import HeldBackProducer, Herald, make_reminder, running_herald, wait_until
 
 pytestmark = pytest.mark.integration
 

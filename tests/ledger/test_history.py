@@ -15,8 +15,8 @@ from herald.history import HistoryEntry, account_history, next_before
 from herald.ledger.db import LedgerUnavailable
 from herald.ledger.writer import read_checkpoints
 from herald.suppression import SuppressionStore
-from tests.harness import make_reminder, wait_until
-from tests.ledger.helpers import HeldBackProducer, add_event, forget_checkpoints, make_writer
+from tests.harness import HeldBackProducer, make_reminder, wait_until
+from tests.ledger.helpers import add_event, forget_checkpoints, make_writer
 
 ACCOUNT = "acct-history"
 

@@ -16,8 +16,8 @@ from herald.guards.suppressed import SuppressedGuard
 from herald.ledger.rebuild import RebuildRefused, rebuild
 from herald.runtime import Runtime
 from herald.suppression import Hold, SuppressionStore, holds_key
-from tests.harness import make_reminder
-from tests.ledger.helpers import HeldBackProducer, make_writer
+from tests.harness import HeldBackProducer, make_reminder
+from tests.ledger.helpers import make_writer
 
 ACCOUNTS = ["acct-a", "acct-b", "acct-c", "acct-d", "acct-e"]
 
