@@ -49,7 +49,15 @@ def publish_deliveries(app: Celery, client: redis.Redis, keys: list[str], batch:
 
     Returns the keys that were not delivery keys (they are not published).
     """
-    groups, bad = group_by_queue(keys, read_categories(client, keys))
+    return publish_to_lanes(app, keys, read_categories(client, keys), batch)
+
+
+def publish_to_lanes(app: Celery, keys: list[str], categories: dict[str, str], batch: int) -> list[str]:
+    """Publish ``keys`` whose categories are known to their lane queues, ``batch`` per message.
+
+    Returns the keys that were not delivery keys (they are not published).
+    """
+    groups, bad = group_by_queue(keys, categories)
     for (channel, queue), queue_keys in groups.items():
         for start in range(0, len(queue_keys), batch):
             app.send_task(TASK_DELIVER, args=[channel, queue_keys[start : start + batch]], queue=queue)

@@ -375,7 +375,11 @@ async def _claim_and_send(
         return [], []
     if wait > 0:
         await asyncio.sleep(wait)  # a short wait for a reserved token, inside the event loop
-    claims = await claim(rt, [d for d, _ in items])
+    # Waited out here, not by restarting the batch: the batch's other groups may have sent already,
+    # and their answers must still be recorded.
+    async for attempt in redis_patience(rt.settings, "claiming deliveries"):
+        with attempt:
+            claims = await claim(rt, [d for d, _ in items])
     claimed: list[tuple[Delivery, Message, str]] = []
     early: list[Later] = []
     for d, m in items:

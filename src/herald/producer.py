@@ -23,9 +23,9 @@ from celery import Celery
 from herald import clock, store
 from herald.catalog import Catalog, cached_catalog
 from herald.config import Settings, get_settings
-from herald.fanout import group_by_queue
+from herald.fanout import publish_to_lanes
 from herald.models import Reminder, State, delivery_key
-from herald.queues import INTAKE, TASK_DELIVER, TASK_INTAKE, make_celery
+from herald.queues import INTAKE, TASK_INTAKE, make_celery
 from herald.redisconn import settings_client
 from herald.validation import FieldError, ReminderInvalid, parse_reminder
 
@@ -200,13 +200,7 @@ class Producer:
         batches, and its task fans them out.
         """
         if categories is not None and 0 < len(deliveries) <= self.settings.direct_publish:
-            groups, _ = group_by_queue(deliveries, categories)
-            size = self.settings.channel_batch
-            for (channel, queue), keys in groups.items():
-                for start in range(0, len(keys), size):
-                    self.celery.send_task(
-                        TASK_DELIVER, args=[channel, keys[start : start + size]], queue=queue
-                    )
+            publish_to_lanes(self.celery, deliveries, categories, self.settings.channel_batch)
             return
         size = self.settings.intake_batch
         for start in range(0, len(deliveries), size):

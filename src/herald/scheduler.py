@@ -48,6 +48,7 @@ class Scheduler:
             self.settings.events_maxlen,
             limit,
             self.settings.in_doubt_categories,
+            self.settings.visibility_timeout,
         ]
         done = self._leases(keys=[store.EVENTS, store.DEADLINES, store.SCHEDULED], args=args)
         keys = [k.decode() for k in done]

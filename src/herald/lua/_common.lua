@@ -19,3 +19,18 @@ local function finish(dkey, member, events, deadlines, maxlen, outcome, reason, 
              'channel', f[3] or '', 'kind', f[4] or '', 'category', f[5] or '',
              'outcome', outcome, 'reason', reason, 'at', now_iso)
 end
+
+-- Put a delivery aside in the scheduler until `due`, waiting in `state` (`scheduled`: a time
+-- was asked for; `retrying`: a failure, counted towards the retry deadline), with a new deadline
+-- `grace` after it is due. The caller has checked the delivery may move.
+local function set_aside(dkey, member, scheduled, deadlines, due, reason, now, grace, state)
+  redis.call('HDEL', dkey, 'token', 'lease_until')
+  redis.call('ZREM', ARGV[1] .. 'leases', member)
+  if state == 'retrying' then
+    redis.call('HINCRBY', dkey, 'retries', 1)
+    redis.call('HSETNX', dkey, 'first_failed_at', now)
+  end
+  redis.call('HSET', dkey, 'state', state, 'due', due, 'reason', reason, 'updated_at', now)
+  redis.call('ZADD', scheduled, due, member)
+  redis.call('ZADD', deadlines, tonumber(due) + tonumber(grace), member)
+end

@@ -8,17 +8,8 @@ local d = redis.call('HMGET', KEYS[1], 'state', 'token')
 if not d[1] then return 0 end
 if ARGV[7] ~= '' then
   if d[1] ~= 'sending' or d[2] ~= ARGV[7] then return 0 end
-  redis.call('HDEL', KEYS[1], 'token', 'lease_until')
-  redis.call('ZREM', ARGV[1] .. 'leases', ARGV[2])
 elseif not PENDING[d[1]] then
   return 0
 end
-if ARGV[8] == 'retrying' then
-  redis.call('HINCRBY', KEYS[1], 'retries', 1)
-  redis.call('HSETNX', KEYS[1], 'first_failed_at', ARGV[5])
-end
-redis.call('HSET', KEYS[1], 'state', ARGV[8], 'due', ARGV[3], 'reason', ARGV[4],
-           'updated_at', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[6]), ARGV[2])
+set_aside(KEYS[1], ARGV[2], KEYS[2], KEYS[3], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[8])
 return 1

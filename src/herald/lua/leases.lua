@@ -3,7 +3,10 @@
 -- configured to resend, back to `retrying`, due now).
 -- KEYS: [1] events stream, [2] deadlines zset, [3] scheduled zset
 -- ARGV: [1] prefix, [2] now, [3] now ISO, [4] events maxlen, [5] limit,
---       [6] comma-separated categories that end in_doubt
+--       [6] comma-separated categories that end in_doubt, [7] grace (s): the resent one's new
+--       deadline after it is due
+-- A resend counts as a retry (towards HERALD_RETRY_DEADLINE), so a delivery that kills its
+-- worker each time ends `dead` instead of going round for ever.
 -- Returns the delivery keys it settled.
 local now = tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'leases', '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
@@ -17,10 +20,8 @@ for _, member in ipairs(due) do
       finish(dkey, member, KEYS[1], KEYS[2], ARGV[4], 'in_doubt',
              'the lease ended without a result: the worker stopped after claiming it', now, ARGV[3])
     else
-      redis.call('HDEL', dkey, 'token', 'lease_until')
-      redis.call('HSET', dkey, 'state', 'retrying', 'due', now, 'updated_at', now,
-                 'reason', 'the lease ended without a result: resent by policy')
-      redis.call('ZADD', KEYS[3], now, member)
+      set_aside(dkey, member, KEYS[3], KEYS[2], now,
+                'the lease ended without a result: resent by policy', now, ARGV[7], 'retrying')
     end
     table.insert(done, member)
   end
