@@ -10,6 +10,7 @@ service answers, stops everything and exits non-zero on any surprise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -31,6 +32,8 @@ from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.embedded import EmbeddedRedisError, free_port, port_free, start_redis
 from herald.keys import KeyStore
+from herald.ledger.db import open_ledger
+from herald.ledger.initcheck import check_init
 from herald.masking import mask_address
 from herald.producer import Producer
 from herald.samples import sample_reminders
@@ -58,6 +61,7 @@ class Runner:
         self.console = console
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.env: dict[str, str] = {}
+        self.dev_key: tuple[redis.Redis, str] | None = None  # revoked on stop
 
     def say(self, message: str) -> None:
         """One line of progress."""
@@ -89,7 +93,13 @@ class Runner:
         self.say(f"{name:<13} pid {proc.pid}  (log: {self.home / 'log' / f'{name}.log'})")
 
     def stop(self) -> None:
-        """Stop everything started, herald processes first and redis-server last."""
+        """Stop everything started, herald processes first and redis-server last; revoke the
+        development key first (it was printed, and Redis keeps it)."""
+        if self.dev_key is not None:
+            client, key_id = self.dev_key
+            with contextlib.suppress(redis.RedisError):
+                KeyStore(client).revoke(key_id)
+            self.dev_key = None
         for name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -134,10 +144,13 @@ class Runner:
             client = redis.Redis.from_url(url)
             holds = SuppressionStore(client)
             if not holds.initialized():
+                # a Redis that lost its data while the ledger kept its history: rebuild, never mark
+                check_init(client, open_ledger(self.env["HERALD_LEDGER_URL"]))
                 holds.initialize("herald run")
-            dev_key, _ = KeyStore(client).create(
+            dev_key, record = KeyStore(client).create(
                 "herald-run", ["producer", "operator", "admin"], by="herald run (development key)"
             )
+            self.dev_key = (client, record.key_id)
             self.spawn("worker", ["worker", "-n", "herald@%h", "-l", "INFO"])
             self.spawn("scheduler", ["scheduler"])
             self.spawn("reconciler", ["reconcile"])

@@ -49,8 +49,9 @@ def sample_reminders(catalog: Catalog, now: datetime, run_id: str) -> list[dict[
             reminders.append(
                 {
                     "id": f"sample-{run_id}-{spec.name}-{locale}",
-                    # one account per sample: one borrower gets one notice, within every cap
-                    "account_id": f"acct-sample-{spec.name.replace('_', '-')}-{locale.lower()}",
+                    # one account per sample and run: one borrower gets one notice, within every
+                    # cap and duplicate window, however often the samples run on the same Redis
+                    "account_id": f"acct-sample-{run_id}-{spec.name.replace('_', '-')}-{locale.lower()}",
                     "kind": spec.name,
                     "channels": [c for c in CHANNELS if c in spec.locales],
                     "to": to,
