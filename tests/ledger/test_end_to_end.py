@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from herald import store, suppression
+from herald import optouts, store, suppression
 from herald.agreements import apply_event
 from herald.keys import KeyStore
 from herald.ledger.db import close_ledgers, open_ledger
 from herald.ledger.schema import delivery_events
+from herald.optouts import OptOuts
 from herald.suppression import Hold, SuppressionStore
 from tests.harness import HeldBackProducer, Herald, make_reminder, running_herald, wait_until
 
@@ -167,3 +168,42 @@ def test_rebuild_restores_holds_and_marks_and_the_workers_honour_them(system: He
     assert state["outcome"] == "suppressed"
     assert "operator:e2e" in state["reason"]
     assert system.outbox_lines("sms", before_agreement["id"]) == []
+
+
+def test_rebuild_restores_opt_outs_and_the_workers_honour_them(system: Herald) -> None:
+    client = system.redis()
+    out_phone, back_phone = "+8613900139001", "+8613900139002"
+    book = OptOuts(client)
+    book.add("sms", out_phone, source="sms-keyword", by=out_phone)  # replied STOP
+    assert system.cli("ledger", "--once").returncode == 0
+    book.add("sms", back_phone, source="operator", by="ops")
+    book.remove("sms", back_phone, source="sms-keyword", by=back_phone)  # replied START
+    producer = HeldBackProducer(system.settings())
+    to = {"locale": "zh-CN", "timezone": "Asia/Shanghai"}
+    opted_out = make_reminder(account_id="acct-e2e-o", channels=["sms"], to={**to, "phone": out_phone})
+    back_in = make_reminder(account_id="acct-e2e-i", channels=["sms"], to={**to, "phone": back_phone})
+    assert [producer.enqueue(r).status for r in (opted_out, back_in)] == ["accepted", "accepted"]
+
+    refused = system.cli("suppress", "rebuild")
+    assert refused.returncode == 1
+    assert optouts.AUDIT in " ".join(refused.stderr.split())
+    copied = system.cli("ledger", "--once")
+    assert copied.returncode == 0, copied.stderr
+    assert "2 opt-out changes" in copied.stdout
+
+    # Redis lost the opt-outs, their audit stream and the marker.
+    client.delete(store.optout_key("sms"), optouts.AUDIT, suppression.MARKER)
+    init = system.cli("suppress", "init")
+    assert init.returncode == 1
+    assert "opt-out changes" in " ".join(init.stderr.split())
+
+    done = system.cli("suppress", "rebuild")
+    assert done.returncode == 0, done.stderr
+    assert "opt-outs: 1 restored, 0 already in Redis, 1 opted back in" in done.stdout
+    assert OptOuts(client).contains("sms", out_phone)
+    assert not OptOuts(client).contains("sms", back_phone)
+
+    producer.release()
+    assert system.wait_outcome(f"{opted_out['id']}:sms")["outcome"] == "opted_out"
+    assert system.wait_outcome(f"{back_in['id']}:sms")["outcome"] == "sent"
+    assert system.outbox_lines("sms", opted_out["id"]) == []

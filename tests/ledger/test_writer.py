@@ -10,7 +10,7 @@ import redis
 import time_machine
 from sqlalchemy import Connection, Engine, select
 
-from herald import clock, store, suppression
+from herald import clock, optouts, store, suppression
 from herald.agreements import apply_event
 from herald.ledger.schema import checkpoints, delivery_events, hold_events
 from herald.ledger.writer import LedgerWriter, read_checkpoints
@@ -45,7 +45,7 @@ def test_outcomes_and_hold_changes_are_copied_in_order_and_events_trimmed(
 
     report = make_writer(client, engine).drain()
 
-    assert report.copied == {store.EVENTS: 3, suppression.AUDIT: 2}
+    assert report.copied == {store.EVENTS: 3, suppression.AUDIT: 2, optouts.AUDIT: 0}
     assert entry_ids(engine, delivery_events) == [sent, receipt, suppressed]
     assert entry_ids(engine, hold_events) == audit
     assert client.xlen(store.EVENTS) == 0  # all in the ledger: trimmed
@@ -181,7 +181,7 @@ def test_retention_deletes_old_rows_but_keeps_each_hold_still_in_force(
         writer.drain()
         pruned = writer.prune()
 
-    assert (pruned.deliveries, pruned.holds) == (1, 3)
+    assert (pruned.deliveries, pruned.holds, pruned.optouts) == (1, 3, 0)
     assert entry_ids(engine, delivery_events) == [recent]
     assert old not in entry_ids(engine, delivery_events)
     with engine.connect() as conn:

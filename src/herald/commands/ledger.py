@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from herald import store, suppression
+from herald import optouts, store, suppression
 from herald.commands.common import connect, fail, out
 from herald.config import get_settings
 from herald.ledger.urls import display_url
@@ -34,7 +34,8 @@ def ledger(
         bool, typer.Option("--once", help="Copy what the streams hold now, apply retention, and exit.")
     ] = False,
 ) -> None:
-    """Copy delivery outcomes and hold changes from Redis into the ledger (HERALD_LEDGER_URL).
+    """Copy delivery outcomes, hold changes and opt-out changes from Redis into the ledger
+    (HERALD_LEDGER_URL).
 
     Runs until SIGTERM or Ctrl-C (finishing the batch in hand), copying every
     HERALD_LEDGER_POLL_INTERVAL seconds, trimming herald:events up to what the ledger has and
@@ -69,9 +70,10 @@ def ledger(
                     f"ledger at {display_url(settings.ledger_url)}: {describe_error(exc)}", 3
                 ) from None
             out.print(
-                f"copied {report.copied[store.EVENTS]} events and {report.copied[suppression.AUDIT]} "
-                f"hold changes; trimmed {report.trimmed} from {store.EVENTS}; retention deleted "
-                f"{pruned.deliveries} delivery and {pruned.holds} hold rows",
+                f"copied {report.copied[store.EVENTS]} events, {report.copied[suppression.AUDIT]} "
+                f"hold changes and {report.copied[optouts.AUDIT]} opt-out changes; trimmed "
+                f"{report.trimmed} from {store.EVENTS}; retention deleted {pruned.deliveries} "
+                f"delivery, {pruned.holds} hold and {pruned.optouts} opt-out rows",
                 highlight=False,
             )
             return

@@ -49,8 +49,8 @@ def init(
     """Mark the suppression store as populated. Run once on a new Redis, after loading holds.
 
     Until the marker exists nothing is sent: a Redis that restarted empty must not look like
-    one with no holds. Refused when the ledger (HERALD_LEDGER_URL) has hold changes and Redis
-    has no marker: that Redis lost its holds, and `herald suppress rebuild` restores them.
+    one with no holds. Refused when the ledger (HERALD_LEDGER_URL) has hold or opt-out changes
+    and Redis has no marker: that Redis lost them, and `herald suppress rebuild` restores them.
     Does nothing when the marker is already there, so it is safe to run on every start.
     """
     from herald.ledger.db import LedgerUnavailable, close_ledgers, describe_error, open_ledger
@@ -232,11 +232,13 @@ def export() -> None:
 
 @app.command("rebuild")
 def rebuild(by: Annotated[str, typer.Option(help="Who (recorded on the marker).")] = OPERATOR) -> None:
-    """After Redis lost its data: restore every hold in force, and each account's marks, from
-    the ledger (HERALD_LEDGER_URL); then mark the store populated so sending resumes.
+    """After Redis lost its data: restore every hold in force, each account's marks and every
+    opt-out in force from the ledger (HERALD_LEDGER_URL); then mark the store populated so
+    sending resumes.
 
-    Refused while the ledger is empty or has not copied all of herald:holds:audit yet (run
-    `herald ledger --once` first). Holds already in Redis are kept; running it twice is safe.
+    Refused while the ledger is empty or has not copied all of herald:holds:audit and
+    herald:optout:audit yet (run `herald ledger --once` first). Holds and opt-outs already in
+    Redis are kept; running it twice is safe.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -248,7 +250,7 @@ def rebuild(by: Annotated[str, typer.Option(help="Who (recorded on the marker)."
         engine = open_ledger(get_settings().ledger_url)
         total = ledger_rebuild.check_ready(client, engine)
         columns = (
-            TextColumn("replaying hold changes"),
+            TextColumn("replaying hold and opt-out changes"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

@@ -1,15 +1,16 @@
 """Whether ``herald suppress init`` may mark the hold store populated: only on a new Redis.
 
-The marker tells every worker that the holds in Redis are complete. On a new deployment that is
-true once the holds are loaded. On a Redis that lost its data it is false: the holds are gone,
-and marking the store populated would resume sending to every held borrower. The two look the
-same from Redis alone (no marker); the ledger tells them apart. If the ledger has hold changes,
-this deployment had holds before, and ``herald suppress rebuild`` is the command that brings them
-back and then sets the marker.
+The marker tells every worker that the holds and opt-outs in Redis are complete. On a new
+deployment that is true once the holds are loaded. On a Redis that lost its data it is false:
+the holds and opt-outs are gone, and marking the store populated would resume sending to every
+held borrower and to everyone who opted out. The two look the same from Redis alone (no
+marker); the ledger tells them apart. If the ledger has hold changes or opt-out changes, this
+deployment had them before, and ``herald suppress rebuild`` is the command that brings them back
+and then sets the marker.
 
-So init goes ahead only when the marker is already there (nothing to do) or the ledger has no
-hold changes at all; otherwise it is refused with what to run instead. ``--force`` skips the
-check, for an operator who knows the ledger is not this deployment's.
+So init goes ahead only when the marker is already there (nothing to do) or the ledger has
+neither hold changes nor opt-out changes; otherwise it is refused with what to run instead.
+``--force`` skips the check, for an operator who knows the ledger is not this deployment's.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import redis
 from sqlalchemy import Engine
 
 from herald import store
-from herald.ledger.rebuild import hold_changes_count
+from herald.ledger.rebuild import hold_changes_count, optout_changes_count
 from herald.ledger.urls import display_url
 from herald.suppression import MARKER
 
 
 class InitRefused(RuntimeError):
-    """The ledger says this deployment had holds that Redis no longer has."""
+    """The ledger says this deployment had holds or opt-outs that Redis no longer has."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,14 @@ def check_init(client: redis.Redis, engine: Engine) -> InitCheck:
         except (TypeError, ValueError):
             when = ""
         return InitCheck("present", str(marker.get("by", "")), when)
-    changes = hold_changes_count(engine)
-    if changes:
+    holds, opted = hold_changes_count(engine), optout_changes_count(engine)
+    if holds or opted:
         raise InitRefused(
-            f"the ledger at {display_url(str(engine.url))} has {changes} hold changes but this Redis "
-            "has no marker: it lost its holds (or they were loaded before init). Marking it "
-            "populated now would send to held borrowers. Run `herald ledger --once` (if "
-            "herald:holds:audit survived in part), then `herald suppress rebuild`: it restores "
-            "the holds in force and sets the marker. `--force` skips this check"
+            f"the ledger at {display_url(str(engine.url))} has {holds} hold changes and {opted} "
+            "opt-out changes but this Redis has no marker: it lost its holds and opt-outs (or they "
+            "were loaded before init). Marking it populated now would send to held borrowers and "
+            "to people who opted out. Run `herald ledger --once` (if herald:holds:audit or "
+            "herald:optout:audit survived in part), then `herald suppress rebuild`: it restores "
+            "the holds and opt-outs in force and sets the marker. `--force` skips this check"
         )
     return InitCheck("mark")

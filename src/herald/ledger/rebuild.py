@@ -1,4 +1,4 @@
-"""Holds and marks back into Redis from the ledger, after Redis lost them.
+"""Holds, marks and opt-outs back into Redis from the ledger, after Redis lost them.
 
 ``herald suppress rebuild`` replays the ledger's copy of ``herald:holds:audit`` account by
 account, in the order the changes happened:
@@ -10,11 +10,16 @@ account, in the order the changes happened:
   the hold since: a collection reminder decided before an agreement stays unsent after the
   agreement ended ("decided before the agreement"), as it would have without the loss.
 
-Only then is the store's marker set, and sending resumes. Nothing already in Redis is
-overwritten and no mark moves back in time, so a second run changes nothing.
+Then it replays the ledger's copy of ``herald:optout:audit`` address by address, in order: the
+last change of each (channel, address) wins, and an address whose last change opted it out is
+added back to the channel's opt-out set. An opt-out never expires; an address that opted back
+in is not restored.
 
-Refused while the ledger has no hold changes at all, and while the audit stream in Redis
-holds changes the ledger has not copied yet (``herald ledger --once`` first).
+Only then is the store's marker set, and sending resumes. Nothing already in Redis is
+overwritten or removed and no mark moves back in time, so a second run changes nothing.
+
+Refused while the ledger has neither hold changes nor opt-out changes, and while either audit
+stream in Redis holds changes the ledger has not copied yet (``herald ledger --once`` first).
 """
 
 from __future__ import annotations
@@ -30,19 +35,23 @@ import orjson
 import redis
 from sqlalchemy import Engine, Row, func, select
 
-from herald import clock, suppression
-from herald.ledger.schema import hold_events
+from herald import clock, optouts, store, suppression
+from herald.ledger.schema import hold_events, optout_events
 from herald.ledger.urls import display_url
 from herald.ledger.writer import unread
+from herald.models import CHANNELS
 from herald.suppression import Hold, SuppressionStore
 
 ACCOUNTS_PER_ROUND_TRIP = 500
 """Accounts restored per pipelined Redis round trip."""
+ADDRESSES_PER_ROUND_TRIP = 1000
+"""Opt-outs restored per pipelined Redis round trip."""
 ROWS_PER_FETCH = 5000
+OPTOUT_ACTIONS = frozenset({"add", "remove"})
 
 
 class RebuildRefused(RuntimeError):
-    """The ledger cannot be trusted to rebuild from (empty, or behind the audit stream)."""
+    """The ledger cannot be trusted to rebuild from (empty, or behind an audit stream)."""
 
 
 @dataclass
@@ -57,6 +66,11 @@ class RebuildReport:
     holds_lifted: int = 0
     marks_restored: int = 0
     marks_kept: int = 0
+    optout_changes: int = 0
+    addresses: int = 0
+    optouts_restored: int = 0
+    optouts_present: int = 0
+    optouts_withdrawn: int = 0
     unreadable: int = 0
 
     def lines(self) -> list[str]:
@@ -66,6 +80,9 @@ class RebuildReport:
             f"holds: {self.holds_restored} restored, {self.holds_present} already in Redis, "
             f"{self.holds_lifted} lifted and {self.holds_lapsed} lapsed (not restored)",
             f"marks: {self.marks_restored} restored, {self.marks_kept} already in Redis",
+            f"{self.optout_changes} opt-out changes replayed for {self.addresses} addresses",
+            f"opt-outs: {self.optouts_restored} restored, {self.optouts_present} already in Redis, "
+            f"{self.optouts_withdrawn} opted back in (not restored)",
             *([f"{self.unreadable} unreadable audit entries skipped"] if self.unreadable else []),
         ]
 
@@ -93,22 +110,35 @@ def hold_changes_count(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(hold_events)).scalar_one())
 
 
+def optout_changes_count(engine: Engine) -> int:
+    """How many opt-out changes the ledger has."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(optout_events)).scalar_one())
+
+
+def _check(client: redis.Redis, engine: Engine) -> tuple[int, int]:
+    """The ledger's hold changes and opt-out changes, once it is fit to rebuild from."""
+    holds, opted = hold_changes_count(engine), optout_changes_count(engine)
+    if holds == 0 and opted == 0:
+        raise RebuildRefused(
+            f"the ledger at {display_url(str(engine.url))} has no hold changes and no opt-out "
+            "changes: there is nothing to rebuild from (is HERALD_LEDGER_URL the ledger `herald "
+            "ledger` writes?). If this deployment never had holds or opt-outs, `herald suppress "
+            "init` marks the store populated"
+        )
+    for stream in (suppression.AUDIT, optouts.AUDIT):
+        if unread(client, engine, stream):
+            raise RebuildRefused(
+                f"{stream} has changes the ledger does not have yet: copy them first "
+                "(`herald ledger --once`, or wait for the running `herald ledger`), then rebuild"
+            )
+    return holds, opted
+
+
 def check_ready(client: redis.Redis, engine: Engine) -> int:
-    """Refuse (``RebuildRefused``) unless the ledger has hold changes and all of the audit
-    stream's; returns how many changes there are."""
-    count = hold_changes_count(engine)
-    if count == 0:
-        raise RebuildRefused(
-            f"the ledger at {display_url(str(engine.url))} has no hold changes: there is nothing to "
-            "rebuild from (is HERALD_LEDGER_URL the ledger `herald ledger` writes?). If this "
-            "deployment never had holds, `herald suppress init` marks the store populated"
-        )
-    if unread(client, engine, suppression.AUDIT):
-        raise RebuildRefused(
-            f"{suppression.AUDIT} has changes the ledger does not have yet: copy them first "
-            "(`herald ledger --once`, or wait for the running `herald ledger`), then rebuild"
-        )
-    return count
+    """Refuse (``RebuildRefused``) unless the ledger has hold or opt-out changes and all of
+    both audit streams'; returns how many changes there are to replay (both kinds)."""
+    return sum(_check(client, engine))
 
 
 def replay(account_id: str, changes: Iterable[Any]) -> AccountState:
@@ -154,6 +184,81 @@ def _accounts(engine: Engine) -> Iterator[AccountState]:
             yield replay(account, changes)
 
 
+@dataclass
+class AddressState:
+    """One (channel, address) at the end of its opt-out changes."""
+
+    channel: str
+    address: str
+    opted_out: bool | None
+    """True: its last change opted it out; False: back in; None: no readable change."""
+    unreadable: int
+    rows: int
+
+
+def last_change(channel: str, address: str, changes: Iterable[Any]) -> AddressState:
+    """Where ``address`` stands on ``channel`` after ``changes`` (its rows, oldest first): the
+    last readable change wins."""
+    opted_out: bool | None = None
+    unreadable = rows = 0
+    for change in changes:
+        rows += 1
+        if change.action not in OPTOUT_ACTIONS or channel not in CHANNELS or not address:
+            unreadable += 1
+            continue
+        opted_out = change.action == "add"
+    return AddressState(channel, address, opted_out, unreadable, rows)
+
+
+def _addresses(engine: Engine) -> Iterator[AddressState]:
+    columns = (optout_events.c.channel, optout_events.c.address, optout_events.c.action)
+    query = select(*columns).order_by(
+        optout_events.c.channel, optout_events.c.address, optout_events.c.ms, optout_events.c.seq
+    )
+    with engine.connect() as conn:
+        rows: Iterable[Row[Any]] = conn.execution_options(yield_per=ROWS_PER_FETCH).execute(query)
+        for (channel, address), changes in groupby(rows, key=lambda r: (r.channel, r.address)):
+            yield last_change(channel, address, changes)
+
+
+def restore_optouts(
+    client: redis.Redis,
+    engine: Engine,
+    report: RebuildReport,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Add every address whose last change opted it out back to its channel's opt-out set
+    (pipelined); never removes a member Redis already has. Counts go to ``report``."""
+    batch: list[AddressState] = []
+
+    def flush() -> None:
+        by_channel: dict[str, list[str]] = {}
+        for state in batch:
+            if state.opted_out:
+                by_channel.setdefault(state.channel, []).append(state.address)
+        if by_channel:
+            with client.pipeline(transaction=False) as pipe:
+                for channel, addresses in by_channel.items():
+                    pipe.sadd(store.optout_key(channel), *addresses)
+                added = pipe.execute()
+            restored = sum(int(n) for n in added)
+            report.optouts_restored += restored
+            report.optouts_present += sum(len(a) for a in by_channel.values()) - restored
+        report.addresses += len(batch)
+        report.optouts_withdrawn += sum(1 for state in batch if state.opted_out is False)
+        report.unreadable += sum(state.unreadable for state in batch)
+        if progress is not None:
+            progress(sum(state.rows for state in batch))
+        batch.clear()
+
+    for state in _addresses(engine):
+        batch.append(state)
+        if len(batch) >= ADDRESSES_PER_ROUND_TRIP:
+            flush()
+    if batch:
+        flush()
+
+
 def rebuild(
     client: redis.Redis,
     engine: Engine,
@@ -161,10 +266,12 @@ def rebuild(
     by: str,
     progress: Callable[[int], None] | None = None,
 ) -> RebuildReport:
-    """Restore every hold in force and every mark from the ledger, then set the marker.
+    """Restore every hold in force, every mark and every opt-out in force from the ledger,
+    then set the marker.
 
     ``progress`` is called with the number of audit rows replayed since its last call."""
-    report = RebuildReport(changes=check_ready(client, engine))
+    hold_changes, optout_changes = _check(client, engine)
+    report = RebuildReport(changes=hold_changes, optout_changes=optout_changes)
     script = client.register_script(_restore_source())
     now = clock.time()
     batch: list[AccountState] = []
@@ -202,5 +309,6 @@ def rebuild(
             flush()
     if batch:
         flush()
+    restore_optouts(client, engine, report, progress)  # before the marker: nothing is sent till then
     SuppressionStore(client).initialize(f"{by} (herald suppress rebuild)")
     return report

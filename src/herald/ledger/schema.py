@@ -4,6 +4,7 @@
 | --- | --- | --- |
 | ``delivery_events`` | entry of ``herald:events`` (an outcome, or a receipt) | (stream, entry_id) |
 | ``hold_events`` | entry of ``herald:holds:audit`` (a hold added, replaced, lifted) | (stream, entry_id) |
+| ``optout_events`` | entry of ``herald:optout:audit`` (opted out, or back in) | (stream, entry_id) |
 | ``ledger_checkpoints`` | stream: the last entry id the ledger has | stream |
 
 ``ms`` and ``seq`` are the two halves of the Redis entry id (``<ms>-<seq>``): the order in
@@ -60,6 +61,24 @@ hold_events = Table(
     Index("ix_hold_events_account", "account_id", "ms", "seq"),
     Index("ix_hold_events_hold", "account_id", "hold_id"),
     Index("ix_hold_events_at", "at"),
+)
+
+optout_events = Table(
+    "optout_events",
+    metadata,
+    Column("stream", String, primary_key=True),
+    Column("entry_id", String, primary_key=True),
+    Column("ms", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("channel", String, nullable=False),
+    Column("address", String, nullable=False, comment="as stored in the opt-out set (normalized)"),
+    Column("action", String, nullable=False, comment="`add` (opted out) or `remove` (back in)"),
+    Column("source", String, nullable=False, comment="operator, provider, sms-keyword, unsubscribe-link"),
+    Column("actor", String, nullable=False, comment="who (the entry's `by`)"),
+    Column("extra", Text, nullable=True, comment="other fields of the entry, as JSON"),
+    Index("ix_optout_events_address", "channel", "address"),
+    Index("ix_optout_events_at", "at"),
 )
 
 checkpoints = Table(

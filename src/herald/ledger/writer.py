@@ -1,4 +1,7 @@
-"""The ledger writer: copies ``herald:events`` and ``herald:holds:audit`` into SQL, in order.
+"""The ledger writer: copies ``herald:events`` and the two audit streams into SQL, in order.
+
+The streams: ``herald:events`` (outcomes and receipts), ``herald:holds:audit`` (hold changes)
+and ``herald:optout:audit`` (opt-out changes).
 
 For each stream, one step reads up to ``HERALD_LEDGER_BATCH`` entries after the stream's
 checkpoint, inserts them (``ON CONFLICT DO NOTHING``: an entry already there is skipped) and
@@ -7,15 +10,16 @@ checkpoint (``XTRIM MINID``). A crash anywhere leaves either nothing done or row
 checkpoint together; entries read again are skipped. So the ledger is at-least-once and
 idempotent, and the events stream never loses an entry the ledger does not have.
 
-The audit stream is not trimmed here: it is bounded by its own ``MAXLEN`` and also serves
-``herald suppress show``.
+The audit streams are not trimmed here: each is bounded by its own ``MAXLEN``, and the holds'
+one also serves ``herald suppress show``.
 
 A stream that came back empty after Redis was lost restarts its ids from the current time.
 Should that time be behind the checkpoint (the clock of a replacement server), the writer
 sees the checkpoint's entry gone while older ones exist, and reads the stream from its start.
 
 Retention: rows older than ``HERALD_LEDGER_RETENTION_DAYS`` are deleted hourly, except the
-latest change of each hold still in force (``herald suppress rebuild`` needs it).
+latest change of each hold still in force and the latest change of each address whose opt-out
+is in force (an opt-out never expires): ``herald suppress rebuild`` needs them.
 """
 
 from __future__ import annotations
@@ -23,22 +27,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis
-from sqlalchemy import Connection, Engine, Table, and_, delete, exists, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, delete, exists, not_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from herald import clock, store, suppression
+from herald import clock, optouts, store, suppression
 from herald.ledger.db import describe_error, insert_ignore, upsert
-from herald.ledger.schema import checkpoints, delivery_events, hold_events
+from herald.ledger.schema import checkpoints, delivery_events, hold_events, optout_events
 
 log = logging.getLogger("herald.ledger")
 
-STREAMS: dict[str, Table] = {store.EVENTS: delivery_events, suppression.AUDIT: hold_events}
+STREAMS: dict[str, Table] = {
+    store.EVENTS: delivery_events,
+    suppression.AUDIT: hold_events,
+    optouts.AUDIT: optout_events,
+}
 """Each stream the ledger copies, and its table."""
 TRIMMED = frozenset({store.EVENTS})
 """Streams trimmed up to the ledger's checkpoint once their entries are committed."""
@@ -54,6 +63,7 @@ _DELIVERY_FIELDS = frozenset(
     | {"receipt", "code", "at"}
 )
 _HOLD_FIELDS = frozenset({"action", "account_id", "by", "reason", "at", "before", "after"})
+_OPTOUT_FIELDS = frozenset({"channel", "address", "action", "source", "by", "at"})
 
 
 def split_id(entry_id: str) -> tuple[int, int]:
@@ -142,6 +152,34 @@ def hold_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, An
     }
 
 
+def optout_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The ``optout_events`` row of one entry of the opt-out audit stream."""
+    ms, seq = split_id(entry_id)
+    get = fields.get
+    return {
+        "stream": stream,
+        "entry_id": entry_id,
+        "ms": ms,
+        "seq": seq,
+        "at": _at(get("at", ""), ms),
+        "channel": get("channel", ""),
+        "address": get("address", ""),
+        "action": get("action", ""),
+        "source": get("source", ""),
+        "actor": get("by", ""),
+        "extra": _extra(fields, _OPTOUT_FIELDS),
+    }
+
+
+RowMaker = Callable[[str, str, dict[str, str]], dict[str, Any]]
+ROW_MAKERS: dict[Table, RowMaker] = {
+    delivery_events: delivery_row,
+    hold_events: hold_row,
+    optout_events: optout_row,
+}
+"""How an entry becomes a row, by table."""
+
+
 def read_checkpoints(engine: Engine) -> dict[str, str]:
     """The last entry id the ledger has, by stream."""
     with engine.connect() as conn:
@@ -191,6 +229,22 @@ class PruneReport:
 
     deliveries: int
     holds: int
+    optouts: int
+
+
+def _optout_in_force() -> ColumnElement[bool]:
+    """An ``optout_events`` row that is its address's latest change, and an ``add``: the
+    opt-out it records is in force, and an opt-out never expires."""
+    later = optout_events.alias("later_optout")
+    superseded = exists().where(
+        later.c.channel == optout_events.c.channel,
+        later.c.address == optout_events.c.address,
+        or_(
+            later.c.ms > optout_events.c.ms,
+            and_(later.c.ms == optout_events.c.ms, later.c.seq > optout_events.c.seq),
+        ),
+    )
+    return and_(optout_events.c.action == "add", not_(superseded))
 
 
 class LedgerWriter:
@@ -231,7 +285,7 @@ class LedgerWriter:
                 if report is not None:
                     report.trimmed += trimmed
             return 0
-        make = delivery_row if table is delivery_events else hold_row
+        make = ROW_MAKERS[table]
         rows = [
             make(stream, _text(entry_id), {_text(k): _text(v) for k, v in (raw or {}).items()})
             for entry_id, raw in entries
@@ -289,7 +343,8 @@ class LedgerWriter:
     # -- retention ----------------------------------------------------------------------
 
     def prune(self) -> PruneReport:
-        """Delete rows older than the retention, except the latest change of each hold in force."""
+        """Delete rows older than the retention, except the latest change of each hold in force
+        and the latest change of each address whose opt-out is in force."""
         now = clock.time()
         cutoff = utc_naive(now - self.retention_days * 86400)
         later = hold_events.alias("later")
@@ -311,7 +366,10 @@ class LedgerWriter:
             holds = conn.execute(
                 delete(hold_events).where(hold_events.c.at < cutoff, not_(in_force))
             ).rowcount
-        return PruneReport(int(deliveries or 0), int(holds or 0))
+            opted = conn.execute(
+                delete(optout_events).where(optout_events.c.at < cutoff, not_(_optout_in_force()))
+            ).rowcount
+        return PruneReport(int(deliveries or 0), int(holds or 0), int(opted or 0))
 
     # -- the long-running process -------------------------------------------------------
 
@@ -323,9 +381,12 @@ class LedgerWriter:
             try:
                 if time.monotonic() >= next_prune:
                     pruned = self.prune()
-                    if pruned.deliveries or pruned.holds:
+                    if pruned.deliveries or pruned.holds or pruned.optouts:
                         log.info(
-                            "retention: deleted %d delivery and %d hold rows", pruned.deliveries, pruned.holds
+                            "retention: deleted %d delivery, %d hold and %d opt-out rows",
+                            pruned.deliveries,
+                            pruned.holds,
+                            pruned.optouts,
                         )
                     next_prune = time.monotonic() + PRUNE_EVERY
                 report = self.drain(stop, max_rounds=100)
@@ -340,9 +401,10 @@ class LedgerWriter:
                 failures = 0
             if report.total:
                 log.info(
-                    "copied %d events and %d hold changes; trimmed %d from %s",
+                    "copied %d events, %d hold changes and %d opt-out changes; trimmed %d from %s",
                     report.copied[store.EVENTS],
                     report.copied[suppression.AUDIT],
+                    report.copied[optouts.AUDIT],
                     report.trimmed,
                     store.EVENTS,
                 )
