@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,15 +26,24 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from celery import Celery
+from kombu.transport.redis import Channel as KombuChannel
 
+from herald import store
 from herald.clock import time as clock_now
 from herald.config import Settings
 from herald.embedded import EmbeddedRedisError, free_port, start_redis
+from herald.heartbeat import queued_messages
 from herald.producer import Producer
+from herald.scheduler import Scheduler
 from herald.suppression import SuppressionStore
 
 READY_TIMEOUT = 60.0
 OUTCOME_TIMEOUT = 30.0
+IDLE_LOOKS = 3
+"""Consecutive looks that must find nothing in flight before the system counts as idle: one
+look could fall between a worker's pop of a message and its record in kombu's ``unacked``
+hash, or between the scheduler taking due keys off its set and publishing them."""
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -46,6 +56,30 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.05)
+
+
+def write_clock_offset(path: Path, seconds: float) -> None:
+    """Set the clock-offset file that herald processes read (``HERALD_CLOCK_OFFSET_FILE``).
+
+    The number is written to a temporary file beside it that then replaces it (``os.replace``),
+    so no process ever reads a half-written or empty file (which it would take for offset 0).
+    The new file's modification time is later than the old one's even within the file
+    system's timestamp granularity: readers re-read the file when its size or mtime changes.
+    """
+    try:
+        previous = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        previous = 0
+    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(f"{seconds}")
+        mtime = max(time.time_ns(), previous + 1_000)
+        os.utime(staged, ns=(mtime, mtime))
+        os.replace(staged, path)
+    except BaseException:
+        Path(staged).unlink(missing_ok=True)
+        raise
 
 
 class RedisServer:
@@ -130,6 +164,36 @@ def claim_only(settings: Settings, key: str) -> str:
     return asyncio.run(go())
 
 
+def make_in_doubt(settings: Settings, *, account: str | None = None) -> str:
+    """A delivery really in doubt, as when its worker died between the claim and the record:
+    stored, claimed (:func:`claim_only`), then its lease ended with no result and the scheduler's
+    sweep settled it ``in_doubt``. Its key.
+
+    The sweep runs in this process with its clock moved past the lease (``HERALD_CLOCK_OFFSET``,
+    put back after); nothing is published, so no worker touches the delivery.
+    """
+    reminder = make_reminder(channels=["sms"])
+    if account is not None:
+        reminder["account_id"] = account
+    Unpublished(settings).enqueue(reminder)
+    key = f"{reminder['id']}:sms"
+    claimed = claim_only(settings, key)
+    assert claimed == "claimed", f"the claim of {key} answered {claimed!r} (a hold on its account?)"
+    client = redis.Redis.from_url(settings.redis_url)
+    before = os.environ.get("HERALD_CLOCK_OFFSET")
+    os.environ["HERALD_CLOCK_OFFSET"] = str(settings.lease_seconds + 60)  # the lease has ended
+    try:
+        settled = Scheduler(settings, Celery("unused"), client).expire_leases()
+    finally:
+        if before is None:
+            os.environ.pop("HERALD_CLOCK_OFFSET", None)
+        else:
+            os.environ["HERALD_CLOCK_OFFSET"] = before
+    assert key in settled
+    assert client.hget(store.delivery_redis_key(key), "outcome") == b"in_doubt"
+    return key
+
+
 @dataclass
 class Herald:
     """The running system under test and helpers to drive it."""
@@ -159,7 +223,43 @@ class Herald:
 
     def shift_clock(self, seconds: float) -> None:
         """Move every herald process's clock to ``seconds`` from real time."""
-        self.clock_file.write_text(f"{seconds}")
+        write_clock_offset(self.clock_file, seconds)
+
+    def in_flight(self) -> dict[str, int]:
+        """Work the system still holds (empty when none): messages waiting in each herald queue
+        (kombu's priority lists included), messages a worker took and has not acknowledged
+        (kombu's ``unacked`` hash) and deliveries claimed and being sent (``herald:leases``)."""
+        client = self.redis()
+        busy = {queue: n for queue, n in queued_messages(client).items() if n}
+        for name, count in (
+            ("unacked", client.hlen(KombuChannel.unacked_key)),
+            ("leases", client.zcard(store.LEASES)),
+        ):
+            if count:
+                busy[name] = int(count)
+        return busy
+
+    def wait_idle(self, timeout: float = OUTCOME_TIMEOUT) -> None:
+        """Wait until every message published so far was handled and acknowledged.
+
+        A task is acknowledged after its work (``acks_late``) and the intake task publishes
+        to the channel queues before it returns, so when nothing is in flight (see
+        :meth:`in_flight`) on :data:`IDLE_LOOKS` looks in a row, every send those messages
+        caused is in the outbox and in Redis. Deliveries waiting in the scheduler are not work
+        in flight.
+        """
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while True:
+            busy = self.in_flight()
+            quiet = 0 if busy else quiet + 1
+            if quiet >= IDLE_LOOKS:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout:.0f}s waiting for the system to be idle: {busy}"
+                )
+            time.sleep(0.05)
 
     def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -288,7 +388,7 @@ def running_herald(
     url = f"redis://127.0.0.1:{port}/0"
     SuppressionStore(redis.Redis.from_url(url)).initialize("tests")
     clock_file = home / "clock-offset"
-    clock_file.write_text("0")
+    write_clock_offset(clock_file, 0)
     env = {
         **os.environ,
         "HERALD_REDIS_URL": url,

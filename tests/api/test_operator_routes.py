@@ -12,11 +12,9 @@ import redis
 from fastapi.testclient import TestClient
 
 from herald.config import Settings
-from herald.queues import make_celery
-from herald.scheduler import Scheduler
 from herald.suppression import SuppressionStore
 from tests.api.conftest import OWNERS, Keys, auth, fresh
-from tests.harness import Unpublished, claim_only, make_reminder
+from tests.harness import make_in_doubt
 
 OPERATOR = OWNERS["operator"]
 
@@ -192,24 +190,10 @@ def test_a_bad_agreement_event_is_a_422_naming_the_field(
     assert response.json()["detail"][0]["loc"] == ["body", field]
 
 
-def _in_doubt_delivery(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A delivery whose worker died after the claim (its lease ended): in doubt, as in production."""
-
-    reminder = make_reminder(channels=["sms"])
-    Unpublished(settings).enqueue(reminder)
-    key = f"{reminder['id']}:sms"
-
-    assert claim_only(settings, key) == "claimed"
-    monkeypatch.setenv("HERALD_CLOCK_OFFSET", str(settings.lease_seconds + 60))
-    assert key in Scheduler(settings, make_celery(settings)).expire_leases()
-    monkeypatch.delenv("HERALD_CLOCK_OFFSET")
-    return key
-
-
 def test_in_doubt_deliveries_are_listed_and_resolved_by_the_key_owner(
-    client: TestClient, keys: Keys, settings: Settings, monkeypatch: pytest.MonkeyPatch, rds: redis.Redis
+    client: TestClient, keys: Keys, settings: Settings, rds: redis.Redis
 ) -> None:
-    key = _in_doubt_delivery(settings, monkeypatch)
+    key = make_in_doubt(settings)
     listed = client.get("/v1/in-doubt", params={"limit": 1000}, headers=auth(keys.operator))
     assert listed.status_code == 200
     row = {d["key"]: d for d in listed.json()["deliveries"]}[key]

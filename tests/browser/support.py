@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import redis
-from celery import Celery
-
 from herald.config import Settings
-from herald.scheduler import Scheduler
-from tests.harness import Unpublished, claim_only, make_reminder
+from tests import harness
 
 
 def make_in_doubt(settings: Settings, account: str) -> str:
-    """A delivery really in doubt: claimed, then its lease ended with no result. Its key."""
-    reminder = make_reminder(channels=["sms"], account_id=account)
-    Unpublished(settings).enqueue(reminder)
-    key = f"{reminder['id']}:sms"
+    """A delivery really in doubt on ``account`` (:func:`tests.harness.make_in_doubt`). Its key.
 
-    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API keeps an event loop in this thread
-        claimed = pool.submit(claim_only, settings, key).result()
-    assert claimed == "claimed", f"the claim of {key} answered {claimed!r} (a hold on {account}?)"
-    client = redis.Redis.from_url(settings.redis_url)
-    before = os.environ.get("HERALD_CLOCK_OFFSET")
-    os.environ["HERALD_CLOCK_OFFSET"] = str(settings.lease_seconds + 60)  # the lease has ended
-    try:
-        settled = Scheduler(settings, Celery("unused"), client).expire_leases()
-    finally:
-        if before is None:
-            os.environ.pop("HERALD_CLOCK_OFFSET", None)
-        else:
-            os.environ["HERALD_CLOCK_OFFSET"] = before
-    assert key in settled
-    assert client.hget(f"herald:d:{key}", "outcome") == b"in_doubt"
-    return key
+    Run in a thread of its own: Playwright's sync API keeps an event loop in the test's thread,
+    and the claim runs one of its own.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(harness.make_in_doubt, settings, account=account).result()
 
 
 def sign_in(page: Any, key: str) -> None:

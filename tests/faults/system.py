@@ -45,7 +45,7 @@ from herald.heartbeat import queued_messages
 from herald.producer import Producer
 from herald.suppression import SuppressionStore
 from tests.faults.partition import Partition
-from tests.harness import READY_TIMEOUT, RedisServer, _start, wait_until
+from tests.harness import READY_TIMEOUT, RedisServer, _start, wait_until, write_clock_offset
 from tests.standins.twilio import FakeTwilio
 
 VISIBILITY = 120
@@ -91,7 +91,7 @@ class FaultSystem:
         self.server = RedisServer(free_port(), self.home / "redis", self.logs / "redis.log")
         self.proxy: Partition | None = None
         self.clock_file = self.home / "clock-offset"
-        self.clock_file.write_text("0")
+        write_clock_offset(self.clock_file, 0)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.groups: set[int] = set()  # every process group started: closed at the end
         self.env: dict[str, str] = {}
@@ -328,9 +328,7 @@ class FaultSystem:
     def advance(self, seconds: float) -> None:
         """Move every herald process's clock (and the test's) ``seconds`` ahead."""
         self.offset += seconds
-        staged = self.clock_file.with_suffix(".new")
-        staged.write_text(f"{self.offset}")
-        staged.replace(self.clock_file)  # atomic: no process ever reads a half-written offset
+        write_clock_offset(self.clock_file, self.offset)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from herald.catalog import Catalog
 from herald.cli import app
+from herald.models import MAX_DATA_BYTES, MAX_DATA_DEPTH
 from herald.producer import Producer
 from herald.validation import ReminderInvalid, parse_reminder
 from tests.fuzz.strategies import apply, json_values, mutations, nested, python_values, valid_reminder
@@ -112,24 +113,37 @@ def test_enqueue_many_answers_each_reminder_and_spares_the_good_ones(
             assert _stored_body(fuzz_redis, item["id"]) is None
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(depth=st.sampled_from([100, 254, 255, 1000, 5000]), size=st.sampled_from([1, 5_000, 5_500, 200_000]))
-def test_deep_and_oversized_data_is_rejected_alone(
-    producer: Producer, catalog: Catalog, depth: int, size: int
-) -> None:
-    deep = {**valid_reminder(), "data": {"deep": nested(depth)}}
+DEPTHS = [1, MAX_DATA_DEPTH, MAX_DATA_DEPTH + 1, 254, 255, 5000]
+"""Levels of nesting under ``data``: at the limit, one past it, and around orjson's own limit."""
+SIZES = [1, 5_000, 5_457, 5_458, 200_000]
+"""Characters of Chinese text in ``data``: 5,457 encode to just under 16 KiB, 5,458 just over."""
+
+
+def _encoded_size(data: dict[str, Any]) -> int:
+    """Bytes of ``data`` as compact UTF-8 JSON (the standard library's encoder, not the code under
+    test's)."""
+    return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_deep_and_oversized_data_is_rejected_alone(producer: Producer, depth: int, size: int) -> None:
+    deep = {**valid_reminder(), "data": {"deep": nested(depth)}}  # containers at levels 1 .. depth
     good = valid_reminder()
     big = {**valid_reminder(), "data": {"blob": "李" * size}}
 
     results = producer.enqueue_many([deep, good, big])
 
     assert results[1].status == "accepted"
-    for result, raw in ((results[0], deep), (results[2], big)):
-        if _errors(raw, catalog) is None:
-            assert result.status == "accepted"
-        else:
+    for result, rejected in (
+        (results[0], depth > MAX_DATA_DEPTH),
+        (results[2], _encoded_size(big["data"]) > MAX_DATA_BYTES),
+    ):
+        if rejected:
             assert result.status == "rejected"
             assert [e.field for e in result.errors] == ["data"]
+        else:
+            assert result.status == "accepted", result.errors
 
 
 def _line(item: Any, ascii_only: bool) -> bytes:

@@ -88,9 +88,7 @@ def test_a_redelivered_batch_does_not_send_twice(system: Herald) -> None:
     assert system.wait_outcome(key)["outcome"] == "sent"
     # the broker may hand the same message out again: publish the same key twice more
     producer.publish([key, key])
-    marker = make_reminder(channels=["sms"])  # a later message on the same queue
-    producer.enqueue(marker)
-    system.wait_outcome(f"{marker['id']}:sms")
+    system.wait_idle()  # the intake message and the channel message it fanned out are handled
     assert len(system.outbox_lines("sms", reminder["id"])) == 1
     assert system.delivery(key)["attempts"] == "1"
 

@@ -178,17 +178,26 @@ def test_two_reconcilers_never_publish_the_same_key_twice(own: Settings) -> None
     recorders = [Recorder(), Recorder()]
     reconcilers = [_reconciler(own.model_copy(update={"reconcile_rate": 5000.0}), at, r) for r in recorders]
     start = threading.Barrier(2)
+    passes = [0, 0]
+    failures: list[BaseException | None] = [None, None]
 
-    def run(r: Reconciler) -> None:
-        start.wait()
-        for _ in range(5):
-            r.reconcile_once()
+    def run(index: int) -> None:
+        try:
+            start.wait(timeout=30)
+            for _ in range(5):
+                reconcilers[index].reconcile_once()
+                passes[index] += 1
+        except BaseException as exc:  # the test reports it: a thread's exception is otherwise lost
+            failures[index] = exc
 
-    threads = [threading.Thread(target=run, args=(r,)) for r in reconcilers]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a reconciler did not finish its passes"
+    assert failures == [None, None]
+    assert passes == [5, 5]  # both ran every pass, side by side
     published = [k for r in recorders for k in r.published if k in keys]
     assert sorted(published) == sorted(keys)
 
