@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 source scripts/bootstrap.sh
 ensure_redis
 ensure_postgres
-ensure_venv
+ensure_venv dev
 ensure_oracle
 ensure_contract
 ensure_chromium

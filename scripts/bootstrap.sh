@@ -30,25 +30,39 @@ ensure_redis() {
   command -v redis-server >/dev/null || die "redis-server is still missing after installing it"
 }
 
-ensure_venv() {
+# uv installs exactly what uv.lock says (refresh it with `scripts/lock.sh`); this release of uv
+# is installed on first use into .tools/, beside the project, not on the machine.
+HERALD_UV_VERSION=0.13.8
+
+ensure_uv() {
   local python="${HERALD_PYTHON:-python3}"
   command -v "$python" >/dev/null || die "python3 (3.11 or newer) is required"
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "Python 3.11 or newer is required ($("$python" --version 2>&1) found)"
-  if [ ! -x .venv/bin/python ]; then
-    say "creating the virtual environment in .venv"
-    "$python" -m venv .venv || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+  UV=.tools/bin/uv
+  if [ ! -x "$UV" ] || [ "$("$UV" --version 2>/dev/null | cut -d' ' -f2)" != "$HERALD_UV_VERSION" ]; then
+    say "installing uv $HERALD_UV_VERSION into .tools"
+    "$python" -m venv .tools || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    .tools/bin/python -m pip install -q --disable-pip-version-check "uv==$HERALD_UV_VERSION" \
+      || die "installing uv $HERALD_UV_VERSION failed"
   fi
-  local stamp=.venv/.herald-installed
-  local want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    say "installing herald and its dependencies into .venv"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
-    .venv/bin/python -c 'import herald, worker, celery' || die "installing herald into .venv failed"
-    echo "$want" > "$stamp"
+  export UV_PYTHON="$python" UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=.venv
+}
+
+# .venv holds herald and exactly the locked versions of its dependencies. `ensure_venv` adds
+# only what running needs and leaves the test tools alone; `ensure_venv dev` makes .venv match
+# the lock with the dev extra (what ./test.sh and CI run with).
+ensure_venv() {
+  ensure_uv
+  local args=(sync --frozen --quiet)
+  if [ "${1:-}" = dev ]; then
+    args+=(--extra dev)
+  else
+    args+=(--inexact)
   fi
+  [ -x .venv/bin/herald ] || say "installing herald and its locked dependencies into .venv"
+  "$UV" "${args[@]}" || die "uv sync failed: uv.lock must match pyproject.toml (scripts/lock.sh refreshes it)"
+  .venv/bin/python -c 'import herald, worker, celery' || die "installing herald into .venv failed"
 }
 
 ensure_oracle() {

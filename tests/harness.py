@@ -208,11 +208,16 @@ class Herald:
     redis_server: RedisServer | None = None
 
     def settings(self) -> Settings:
+        """The settings the system's processes run with (what in-process pipelines must share
+        with them: the send window, caps and duplicate window included)."""
         return Settings(
             redis_url=self.url,
             outbox_dir=self.outbox,
             templates_dir=self.root / "templates",
             ledger_url=self.env["HERALD_LEDGER_URL"],
+            send_window=self.env["HERALD_SEND_WINDOW"],
+            caps=self.env["HERALD_CAPS"],
+            duplicate_window=int(self.env["HERALD_DUPLICATE_WINDOW"]),
         )
 
     def producer(self) -> Producer:

@@ -20,6 +20,7 @@ slots).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -165,6 +166,12 @@ def _master_kwargs(target: SentinelTarget, kwargs: dict[str, Any]) -> dict[str, 
     return {**login, **kwargs}
 
 
+# redis-py annotates these constructors and ``master_for`` in some releases and not in others:
+# called through these typed names, the calls type-check against either.
+_sentinel: Callable[..., Sentinel] = Sentinel
+_async_sentinel: Callable[..., AsyncSentinel] = AsyncSentinel
+
+
 def redis_client(url: str, settings: Settings | None = None, **kwargs: Any) -> redis.Redis:
     """A synchronous client on ``url`` (``kwargs`` go to every connection, e.g. timeouts).
 
@@ -175,10 +182,9 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: Any) -> r
     target = parse_sentinel(url)
     options = SentinelOptions.of(settings)
     sentinels = list(target.sentinels)
-    sentinel = Sentinel(sentinels, sentinel_kwargs=_sentinel_kwargs(options, kwargs))  # type: ignore[no-untyped-call]
-    master = options.master_name()
-    client: redis.Redis = sentinel.master_for(master, **_master_kwargs(target, kwargs))  # type: ignore[no-untyped-call]
-    return client
+    sentinel = _sentinel(sentinels, sentinel_kwargs=_sentinel_kwargs(options, kwargs))
+    master_for: Callable[..., redis.Redis] = sentinel.master_for
+    return master_for(options.master_name(), **_master_kwargs(target, kwargs))
 
 
 def async_redis_client(url: str, settings: Settings | None = None, **kwargs: Any) -> aioredis.Redis:
@@ -189,9 +195,9 @@ def async_redis_client(url: str, settings: Settings | None = None, **kwargs: Any
     options = SentinelOptions.of(settings)
     sentinels = list(target.sentinels)
     own = _sentinel_kwargs(options, kwargs, asynchronous=True)
-    sentinel = AsyncSentinel(sentinels, sentinel_kwargs=own)  # type: ignore[no-untyped-call]
-    client: aioredis.Redis = sentinel.master_for(options.master_name(), **_master_kwargs(target, kwargs))
-    return client
+    sentinel = _async_sentinel(sentinels, sentinel_kwargs=own)
+    master_for: Callable[..., aioredis.Redis] = sentinel.master_for
+    return master_for(options.master_name(), **_master_kwargs(target, kwargs))
 
 
 def settings_client(settings: Settings, **kwargs: Any) -> redis.Redis:

@@ -162,8 +162,24 @@ def test_hadolint_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_build_stage_installs_exactly_the_lock() -> None:
+    build = _stages()[0]
+    copied = {s for c in build if c.cmd == "COPY" for s in c.value[:-1]}
+    assert "uv.lock" in copied
+    runs = [" ".join(c.value) for c in build if c.cmd == "RUN"]
+    syncs = [r for r in runs if "uv sync" in r]
+    assert syncs, "the build stage never runs uv sync"
+    assert all("--frozen" in r for r in syncs), "every uv sync must install the lock as it is"
+    assert not [r for r in runs if re.search(r"pip install (?!\"?uv==)", r)], "only uv itself comes from pip"
+    [uv_version] = [
+        c.value[0].split("=", 1)[1] for c in build if c.cmd == "ARG" and c.value[0].startswith("UV_VERSION=")
+    ]
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert f"HERALD_UV_VERSION={uv_version}\n" in bootstrap, "one uv release for the image and the scripts"
+
+
 def test_the_build_stage_s_files_build_a_complete_wheel(tmp_path: Path) -> None:
-    """What the build stage copies is enough for `pip install .`, Lua scripts included."""
+    """What the build stage copies is enough to build herald's wheel, Lua scripts included."""
     source = tmp_path / "src"
     source.mkdir()
     for command in _stages()[0]:
@@ -176,8 +192,9 @@ def test_the_build_stage_s_files_build_a_complete_wheel(tmp_path: Path) -> None:
                 shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copy(origin, target)
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")  # scripts/bootstrap.sh installs it
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
+        [uv, "build", "--wheel", "--quiet", "--out-dir", str(tmp_path / "dist"), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
