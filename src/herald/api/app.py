@@ -13,6 +13,7 @@ from herald.api import operator as operator_page
 from herald.api import twilio_hooks, unsubscribe
 from herald.api import v1 as v1_api
 from herald.api.bodylimit import BodyLimit
+from herald.api.docs import documented_app
 from herald.config import Settings, get_settings
 from herald.links import UNSUBSCRIBE_PATH
 from herald.redisconn import settings_client
@@ -38,7 +39,7 @@ class HideUnsubscribeTokens(logging.Filter):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP app on ``settings`` (the environment's by default)."""
     settings = settings or get_settings()
-    app = FastAPI(title="herald", version="0.1.0", description="Reminder dispatcher HTTP API.")
+    app = documented_app(title="herald", version="0.1.0", description="Reminder dispatcher HTTP API.")
     app.state.settings = settings
     app.state.redis = settings_client(settings)
     app.state.receipt_script = app.state.redis.register_script(store.script_source("receipt"))
