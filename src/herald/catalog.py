@@ -18,6 +18,9 @@ from typing import Any, get_args
 
 from herald.models import CHANNELS, Category, Channel
 
+FALLBACK_LOCALE = "en"
+"""The last step of every locale fallback."""
+
 _TEMPLATE = re.compile(r"^(sms|push|email)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.j2$")
 _HTML = re.compile(r"^email\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.html\.j2$")
 
@@ -38,6 +41,15 @@ class KindSpec:
     locales: dict[Channel, frozenset[str]] = field(default_factory=dict)
     example_dates: dict[str, int] = field(default_factory=dict)
     html_locales: frozenset[str] = frozenset()
+
+    def template_locale(self, channel: Channel, locale: str) -> str | None:
+        """The most specific locale with a ``channel`` template: zh-CN -> zh -> en (None when
+        the kind has none of them)."""
+        available = self.locales.get(channel, frozenset())
+        for candidate in (locale, locale.split("-")[0], FALLBACK_LOCALE):
+            if candidate in available:
+                return candidate
+        return None
 
     def example_data(self, today: date) -> dict[str, Any]:
         """``example.json`` with each ``[example.dates]`` field set to today plus its offset."""

@@ -39,13 +39,11 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 
-from herald.catalog import Catalog
+from herald.catalog import FALLBACK_LOCALE, Catalog
 from herald.config import Settings
 from herald.models import Channel
 from herald.sandbox import BoundedSandbox
 from herald.segments import SegmentCount, TooManySegments, check_segments
-
-FALLBACK_LOCALE = "en"
 
 
 class RenderError(ValueError):
@@ -102,7 +100,9 @@ def _money(ctx: Context, amount: Any, currency: str) -> str:
     try:
         value = Decimal(str(amount))
     except InvalidOperation:
-        raise ValueError(f"money filter: {amount!r} is not an amount") from None
+        value = Decimal("NaN")
+    if not value.is_finite():  # never "CN¥NaN.00" in a borrower's message
+        raise ValueError(f"money filter: {amount!r} is not an amount")
     return str(format_currency(value, currency, locale=_locale_of(ctx)))
 
 
@@ -114,7 +114,13 @@ def _date(ctx: Context, value: Any, fmt: str = "medium") -> str:
 
 @pass_context
 def _number(ctx: Context, value: Any) -> str:
-    return str(format_decimal(Decimal(str(value)), locale=_locale_of(ctx)))
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite():
+        raise ValueError(f"number filter: {value!r} is not a number")
+    return str(format_decimal(number, locale=_locale_of(ctx)))
 
 
 def make_environment(root: Path) -> BoundedSandbox:
@@ -160,11 +166,9 @@ class Renderer:
 
     def resolve_locale(self, kind: str, channel: Channel, locale: str) -> str:
         """The most specific locale with a template: zh-CN -> zh -> en."""
-        available = self.catalog.get(kind).locales.get(channel, frozenset())
-        language = locale.split("-")[0]
-        for candidate in (locale, language, FALLBACK_LOCALE):
-            if candidate in available:
-                return candidate
+        resolved = self.catalog.get(kind).template_locale(channel, locale)
+        if resolved is not None:
+            return resolved
         raise RenderError(f"{kind} has no {channel} template for {locale} or {FALLBACK_LOCALE}")
 
     def context(self, reminder: dict[str, Any], category: str, opt_out: str | None = None) -> dict[str, Any]:

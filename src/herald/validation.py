@@ -1,8 +1,9 @@
 """Turning untrusted input into a ``Reminder``, with one clear error per bad field.
 
 The model checks each field; this module adds the rules that need the catalog or the clock
-(the kind exists and has a template for each channel, each channel has its address, the
-times make sense) and formats every error as ``field: message``.
+(the kind exists and has a template for each channel, each channel has its address, ``data``
+has every field the templates of those channels show, in a form they can show — see
+``herald.fields`` — and the times make sense) and formats every error as ``field: message``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from herald.catalog import Catalog
+from herald.fields import missing_or_malformed
 from herald.models import Reminder
 
 
@@ -86,6 +88,10 @@ def _cross_checks(reminder: Reminder, catalog: Catalog, now: datetime) -> list[F
             errors.append(FieldError(_ADDRESS[channel], f"is required for channel {channel}"))
         if spec is not None and channel not in spec.locales:
             errors.append(FieldError(f"channels[{index}]", f"kind {spec.name} has no {channel} template"))
+    if spec is not None:
+        channels = [c for c in reminder.channels if c in spec.locales]
+        for name, message in missing_or_malformed(catalog, spec, channels, reminder.to.locale, reminder.data):
+            errors.append(FieldError("kind" if name is None else _field_path(("data", name)), message))
     return errors + _time_checks(reminder.not_before, reminder.expires_at, now)
 
 

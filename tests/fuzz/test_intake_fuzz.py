@@ -113,24 +113,27 @@ def test_enqueue_many_answers_each_reminder_and_spares_the_good_ones(
             assert _stored_body(fuzz_redis, item["id"]) is None
 
 
-DEPTHS = [1, MAX_DATA_DEPTH, MAX_DATA_DEPTH + 1, 254, 255, 5000]
-"""Levels of nesting under ``data``: at the limit, one past it, and around orjson's own limit."""
-SIZES = [1, 5_000, 5_457, 5_458, 200_000]
-"""Characters of Chinese text in ``data``: 5,457 encode to just under 16 KiB, 5,458 just over."""
-
-
 def _encoded_size(data: dict[str, Any]) -> int:
     """Bytes of ``data`` as compact UTF-8 JSON (the standard library's encoder, not the code under
     test's)."""
     return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
+DEPTHS = [1, MAX_DATA_DEPTH, MAX_DATA_DEPTH + 1, 254, 255, 5000]
+"""Levels of nesting under ``data``: at the limit, one past it, and around orjson's own limit."""
+_ROOM = MAX_DATA_BYTES - _encoded_size({**valid_reminder()["data"], "blob": ""})
+SIZES = [1, 5_000, _ROOM // 3, _ROOM // 3 + 1, 200_000]
+"""Characters of Chinese text (3 bytes each) added to a valid reminder's ``data``: the middle two
+encode to just under 16 KiB and just over."""
+
+
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_deep_and_oversized_data_is_rejected_alone(producer: Producer, depth: int, size: int) -> None:
-    deep = {**valid_reminder(), "data": {"deep": nested(depth)}}  # containers at levels 1 .. depth
+    base = valid_reminder()["data"]  # what the templates show; then the deep or big part
+    deep = {**valid_reminder(), "data": {**base, "deep": nested(depth)}}  # containers at levels 1 .. depth
     good = valid_reminder()
-    big = {**valid_reminder(), "data": {"blob": "李" * size}}
+    big = {**valid_reminder(), "data": {**base, "blob": "李" * size}}
 
     results = producer.enqueue_many([deep, good, big])
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
+from herald import store
 from herald.queues import ALL_QUEUES, BULK_QUEUES, CHANNEL_QUEUES, INTAKE, make_celery
-from tests.harness import Herald, make_reminder
+from tests.harness import HeldBackProducer, Herald, make_reminder
 
 pytestmark = pytest.mark.integration
 
@@ -62,21 +64,46 @@ def test_english_recipient_gets_english_text(system: Herald) -> None:
     assert "Reply STOP" in line["content"]["text"]
 
 
-def test_missing_template_variable_is_invalid_and_the_worker_keeps_working(system: Herald) -> None:
+def test_a_reminder_missing_a_template_field_is_refused_at_intake_and_the_rest_are_sent(
+    system: Herald,
+) -> None:
     broken = make_reminder(channels=["sms", "email"])
     del broken["data"]["amount_due"]
     good = make_reminder(channels=["sms"])
-    producer = system.producer()
-    assert producer.enqueue(broken).status == "accepted"  # data is free-form at intake
+
+    refused, accepted = system.producer().enqueue_many([broken, good])
+
+    assert refused.status == "rejected"
+    assert [(e.field, e.message) for e in refused.errors] == [
+        ("data.amount_due", "is required: the overdue_notice templates for sms, email show it")
+    ]
+    assert not system.redis().exists(store.reminder_key(broken["id"]))
+    assert accepted.status == "accepted"
+    assert system.wait_outcome(f"{good['id']}:sms")["outcome"] == "sent"
+
+
+def test_a_template_that_needs_what_a_stored_reminder_lacks_ends_it_invalid_and_the_worker_keeps_working(
+    system: Herald,
+) -> None:
+    # accepted under templates that did not need amount_due; the templates deployed since do
+    older = make_reminder(channels=["sms", "email"])
+    good = make_reminder(channels=["sms"])
+    producer = HeldBackProducer(system.settings())
+    assert producer.enqueue(older).status == "accepted"
+    client = system.redis()
+    body = orjson.loads(client.hget(store.reminder_key(older["id"]), "body"))
+    del body["data"]["amount_due"]
+    client.hset(store.reminder_key(older["id"]), "body", orjson.dumps(body).decode())
+    producer.release()
 
     for channel in ("sms", "email"):
-        state = system.wait_outcome(f"{broken['id']}:{channel}")
+        state = system.wait_outcome(f"{older['id']}:{channel}")
         assert state["outcome"] == "invalid"
         assert "amount_due" in state["reason"]
         assert ".j2" in state["reason"]
-    assert system.outbox_lines("sms", broken["id"]) == []
+    assert system.outbox_lines("sms", older["id"]) == []
 
-    assert producer.enqueue(good).status == "accepted"
+    assert system.producer().enqueue(good).status == "accepted"
     assert system.wait_outcome(f"{good['id']}:sms")["outcome"] == "sent"
 
 

@@ -50,8 +50,11 @@ def wire(now: datetime) -> dict[str, Any]:
             "timezone": "Asia/Shanghai",
         },
         "data": {
-            "name": "李伟",
+            "borrower_name": "李伟",
+            "loan_ref": "HL20250318-0427",
+            "installment_no": 4,
             "amount_due": "1234.50",
+            "late_fee": "12.00",
             "currency": "CNY",
             "due_date": (now - timedelta(days=9)).date().isoformat(),
             "days_overdue": 9,
