@@ -12,20 +12,20 @@ from typing import Annotated, Any
 import orjson
 import redis
 import typer
-from rich.console import Console
+from jinja2 import TemplateSyntaxError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from herald import clock
-from herald.catalog import CatalogError, load_catalog
+from herald.catalog import CatalogError, KindSpec, load_catalog
 from herald.commands import deadletter as deadletter_commands
 from herald.commands import keys as keys_commands
 from herald.commands import ledger as ledger_commands
 from herald.commands import optout as optout_commands
 from herald.commands import reconcile as reconcile_commands
 from herald.commands import suppress as suppress_commands
-from herald.commands.common import default_operator
+from herald.commands.common import default_operator, err, make_table, out
 from herald.config import get_settings
 from herald.models import CHANNELS, Channel
 from herald.producer import EnqueueResult, Producer
@@ -34,6 +34,7 @@ from herald.redisconn import display_redis_url, settings_client
 from herald.rendering import Renderer, RenderError
 from herald.samples import sample_context
 from herald.status import StatusError, read_status
+from herald.timefmt import local_time, zone_note
 
 app = typer.Typer(
     help="herald: multi-channel reminder dispatcher (SMS, email, push).",
@@ -50,9 +51,6 @@ app.add_typer(keys_commands.app, name="keys")
 app.command("ledger")(ledger_commands.ledger)
 app.command("history")(ledger_commands.history)
 app.command("reconcile")(reconcile_commands.reconcile)
-
-out = Console()
-err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -185,23 +183,24 @@ def status(
         return
     out.print(
         f"reminder [bold]{view['id']}[/bold]  account {view['account_id']}  kind {view['kind']} "
-        f"({view['category']})  accepted {view['accepted_at']}"
-        + (f"  [yellow]cancelled {view['cancelled_at']}[/yellow]" if view["cancelled_at"] else ""),
+        f"({view['category']})  accepted {local_time(view['accepted_at']) or '-'}"
+        + (f"  [yellow]cancelled {local_time(view['cancelled_at'])}[/yellow]" if view["cancelled_at"] else "")
+        + f"  ({zone_note()})",
         highlight=False,
     )
-    table = Table()
-    for column in ("channel", "state", "outcome", "reason", "attempts", "updated"):
-        table.add_column(column, overflow="fold")
+    deliveries = make_table(
+        "channel", "state", "outcome", "reason", "attempts", "updated", times=["updated"], right=["attempts"]
+    )
     for d in view["deliveries"]:
-        table.add_row(
+        deliveries.add_row(
             d["channel"],
             d["state"],
             d["outcome"] or "-",
-            d["reason"] or "-",
+            _cell(d["reason"] or "-"),
             str(d["attempts"]),
-            d["updated_at"],
+            local_time(d["updated_at"]) or "-",
         )
-    out.print(table)
+    out.print(deliveries)
 
 
 def _print_in_doubt(client: redis.Redis, as_json: bool) -> None:
@@ -211,12 +210,12 @@ def _print_in_doubt(client: redis.Redis, as_json: bool) -> None:
     if as_json:
         out.print_json(data=rows)
         return
-    table = Table(title=f"in-doubt deliveries ({len(rows)})")
-    for column in ("delivery", "since", "reason"):
-        table.add_column(column, overflow="fold")
+    listing = make_table(
+        "delivery", "since", "reason", title=f"in-doubt deliveries ({len(rows)})", times=["since"]
+    )
     for row in rows:
-        table.add_row(row["key"], row["finished_at"], row["reason"])
-    out.print(table)
+        listing.add_row(row["key"], local_time(row["finished_at"]) or "-", _cell(row["reason"] or "-"))
+    out.print(listing)
 
 
 @app.command()
@@ -406,6 +405,78 @@ def templates_check() -> None:
         raise typer.Exit(1)
 
 
+_FORMATS = {
+    "amount": "a decimal amount such as 1234.50",
+    "date": "an ISO date such as 2026-11-20",
+    "number": "a number",
+    "currency": "an ISO 4217 code such as CNY",
+}
+
+
+def _required_where(spec: KindSpec, templates: list[str]) -> str:
+    """``sms (zh-CN), email``: the channels (and, where not all, the locales) whose templates
+    require a field."""
+    parts = []
+    for channel in CHANNELS:
+        locales = sorted({t.split(".")[1] for t in templates if t.startswith(f"{channel}.")})
+        if locales:
+            every = len(locales) == len(spec.locales.get(channel, ()))
+            parts.append(channel if every else f"{channel} ({', '.join(locales)})")
+    return ", ".join(parts) or "-"
+
+
+@templates_app.command("fields")
+def templates_fields(
+    kind: Annotated[str, typer.Argument(help="The kind, e.g. overdue_notice.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """List the fields of `data` a kind's templates show: required or optional, their format,
+    which templates require them, and the kind's example value.
+
+    Intake refuses a reminder whose `data` lacks a field the templates of its channels require
+    (in the recipient's locale), or holds one in a form they cannot show.
+    """
+    from herald.fields import kind_fields
+
+    settings = get_settings()
+    try:
+        catalog = load_catalog(settings.templates_dir)
+        spec = catalog.get(kind)
+        uses = kind_fields(catalog, spec)
+    except (CatalogError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\"")) from exc
+    except (TemplateSyntaxError, OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"{kind}: a template cannot be read: {exc}", 1) from exc
+    example = spec.example_data(clock.now().date())
+    if as_json:
+        rows = [
+            {
+                "field": use.name,
+                "required": use.required,
+                "format": use.format,
+                "required_by": templates,
+                "example": example.get(use.name),
+            }
+            for use, templates in uses
+        ]
+        out.print_json(data={"kind": kind, "category": spec.category, "fields": rows})
+        return
+    table = Table(title=f"data fields of {kind} ({spec.category})", title_justify="left")
+    for column in ("field", "format", "required by", "example"):
+        table.add_column(column, overflow="fold")
+    for use, templates in uses:
+        table.add_row(
+            use.name,
+            use.format,
+            _required_where(spec, templates) if use.required else "optional",
+            _cell(json.dumps(example[use.name], ensure_ascii=False)) if use.name in example else "-",
+        )
+    out.print(table)
+    shown = sorted({use.format for use, _ in uses} - {"text"})
+    for fmt in shown:
+        out.print(f"{fmt}: {_FORMATS[fmt]}", highlight=False)
+
+
 @app.command()
 def preview(
     kind: Annotated[str, typer.Argument(help="The kind, e.g. overdue_notice.")],
@@ -458,11 +529,26 @@ def run(
     redis_port: Annotated[int, typer.Option(help="Port of the embedded redis-server.")] = 6390,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the samples.")] = 60.0,
     api_port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
+    show_outbox: Annotated[
+        bool, typer.Option("--show-outbox", help="Print every sample message, not one per channel.")
+    ] = False,
 ) -> None:
-    """Run herald on embedded defaults: its own Redis, the worker, the scheduler and samples."""
+    """Run herald on embedded defaults: its own Redis, the worker, the scheduler, the reconciler,
+    the ledger writer, the API with the operator page, Flower and the sample reminders.
+
+    It writes HOME/herald.env for other shells (`source var/herald.env` puts `herald` on PATH
+    and points it at this Redis and ledger) and removes it when it stops.
+    """
     from herald.runner import Runner
 
-    runner = Runner(home=home, redis_port=redis_port, timeout=timeout, console=out, api_port=api_port)
+    runner = Runner(
+        home=home,
+        redis_port=redis_port,
+        timeout=timeout,
+        console=out,
+        api_port=api_port,
+        show_outbox=show_outbox,
+    )
     code = runner.main(once=once)
     raise typer.Exit(code)
 

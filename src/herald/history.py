@@ -67,6 +67,11 @@ class HistoryEntry:
         return parse_cursor(self.event_id)
 
 
+_ID_PART_MAX = 2**63 - 1
+"""The largest time or sequence an event id may hold: the ledger keeps them as signed 64-bit
+integers (Redis allows unsigned ones, which no clock comes near)."""
+
+
 def parse_cursor(event_id: str) -> Position:
     """The position of an ``event_id`` (``e:<ms>-<seq>`` or ``a:<ms>-<seq>``).
 
@@ -75,6 +80,8 @@ def parse_cursor(event_id: str) -> Position:
     if match is None:
         raise ValueError(f"{event_id!r} is not an event id (e.g. e:1767225600000-0 or a:1767225600000-0)")
     kind, ms, seq = match.groups()
+    if max(int(ms), int(seq)) > _ID_PART_MAX:
+        raise ValueError(f"{event_id!r} is not an event id: its numbers are beyond any stream id")
     return Position(int(ms), int(seq), DELIVERY_RANK if kind == "e" else HOLD_RANK)
 
 

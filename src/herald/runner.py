@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -41,18 +42,28 @@ from herald.status import read_status
 from herald.suppression import SuppressionStore
 
 FINAL_WAIT_STEP = 0.25
+_SHARED = ("HERALD_REDIS_URL", "HERALD_LEDGER_URL", "HERALD_OUTBOX_DIR", "HERALD_PUBLIC_URL")
+"""The settings another shell needs to use the embedded herald (written to herald.env)."""
 
 
 def _night(delivery: dict[str, Any]) -> bool:
     """A collection sample outside the send window waits for the next opening: expected."""
-    return bool(delivery["state"] == "scheduled" and delivery["reason"].startswith("outside the send window"))
+    return bool(
+        delivery["state"] == "scheduled" and (delivery["reason"] or "").startswith("outside the send window")
+    )
 
 
 class Runner:
     """Starts and stops the embedded herald: redis-server, worker, scheduler."""
 
     def __init__(
-        self, home: Path, redis_port: int, timeout: float, console: Console, api_port: int = 8000
+        self,
+        home: Path,
+        redis_port: int,
+        timeout: float,
+        console: Console,
+        api_port: int = 8000,
+        show_outbox: bool = False,
     ) -> None:
         self.home = home.resolve()
         self.redis_port = redis_port
@@ -62,6 +73,9 @@ class Runner:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.env: dict[str, str] = {}
         self.dev_key: tuple[redis.Redis, str] | None = None  # revoked on stop
+        self.show_outbox = show_outbox
+        self.services: list[tuple[str, str]] = []
+        self.env_file = self.home / "herald.env"
 
     def say(self, message: str) -> None:
         """One line of progress."""
@@ -100,6 +114,7 @@ class Runner:
             with contextlib.suppress(redis.RedisError):
                 KeyStore(client).revoke(key_id)
             self.dev_key = None
+        self.env_file.unlink(missing_ok=True)  # it names a key that no longer works
         for name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -160,8 +175,7 @@ class Runner:
             flower_url = f"http://127.0.0.1:{flower_port}"
             flower_auth = (self.env["HERALD_FLOWER_USER"], self.env["HERALD_FLOWER_PASSWORD"])
             worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-            self.say("\nherald is up:")
-            for what, where in (
+            self.services = [
                 ("API", f"{api_url}  (OpenAPI: {api_url}/docs)"),
                 ("operator page", f"{api_url}/operator  (sign in with the development key)"),
                 ("development key", f"{dev_key}  (producer, operator, admin; Authorization: Bearer <key>)"),
@@ -169,15 +183,20 @@ class Runner:
                 ("metrics", f"{worker_metrics} (workers), {api_url}/metrics (API)"),
                 ("ledger", f"{self.env['HERALD_LEDGER_URL']}  (herald history ACCOUNT)"),
                 ("redis", url),
-            ):
-                self.say(f"  {what:<16} {where}")
+            ]
+            self.write_env_file(api_url, dev_key)
+            self.say("\nherald is up:")
+            self.show_services()
             self.say("")
             code = self.deliver_samples(Settings(redis_url=url, outbox_dir=outbox))
             code = max(code, self.check_services(api_url, dev_key, flower_url, flower_auth, metrics_port))
             if once:
                 return code
-            self.say("\nherald is running (URLs and credentials in the table above). Enqueue more with:")
-            self.say(f"  HERALD_REDIS_URL={url} herald enqueue FILE.jsonl")
+            self.say("\nherald is running:")
+            self.show_services()
+            self.say("\nIn another terminal (the README walks you through it):")
+            self.say(f"  source {self.env_file}    # herald on PATH, HERALD_REDIS_URL, the ledger, the key")
+            self.say("  herald enqueue examples/reminders.jsonl")
             self.say("Press Ctrl-C to stop everything.")
             while all(proc.poll() is None for _, proc in self.procs):
                 time.sleep(1)
@@ -192,6 +211,26 @@ class Runner:
             return 2
         finally:
             self.stop()
+
+    def show_services(self) -> None:
+        """Every URL and credential, one line each."""
+        for what, where in self.services:
+            self.say(f"  {what:<16} {where}")
+
+    def write_env_file(self, api_url: str, dev_key: str) -> None:
+        """``<home>/herald.env``: what another shell sources to use this herald (only the owner
+        may read it: it holds the development key)."""
+        lines = [
+            "# Written by `herald run` and removed when it stops; `source` it in another shell.",
+            f'export PATH="{Path(sys.prefix) / "bin"}:$PATH"',
+            *(f"export {name}={shlex.quote(self.env[name])}" for name in _SHARED),
+            "# for curl: the API and the development key (every scope)",
+            f"export HERALD_DEV_API={shlex.quote(api_url)}",
+            f"export HERALD_DEV_KEY={shlex.quote(dev_key)}",
+        ]
+        self.env_file.touch(mode=0o600)
+        self.env_file.chmod(0o600)
+        self.env_file.write_text("\n".join(lines) + "\n")
 
     def check_services(
         self, api_url: str, key: str, flower_url: str, flower_auth: tuple[str, str], metrics_port: int
@@ -245,7 +284,8 @@ class Runner:
         return [f"ledger writer: {left} of {added} outcomes not yet in the ledger"]
 
     def deliver_samples(self, settings: Settings) -> int:
-        """Enqueue the samples, wait for their outcomes, show them and the outbox lines."""
+        """Enqueue the samples, wait for their outcomes, show one line per sample and one
+        message per channel (every message with ``--show-outbox``)."""
         now = clock.now()
         catalog = load_catalog(settings.templates_dir)
         samples = sample_reminders(catalog, now, run_id=now.strftime("%Y%m%dT%H%M%S"))
@@ -255,24 +295,22 @@ class Runner:
         finally:
             producer.close()
         surprises = [f"{r.id}: {r.status} {r.reason}" for r in results if r.status != "accepted"]
-        self.say(f"enqueued {len(samples)} sample reminders ({sum(r.ok for r in results)} accepted)")
+        accepted = sum(r.ok for r in results)
+        self.say(f"enqueued {len(samples)} sample reminders ({accepted} accepted); outcomes:")
+        by_id = {s["id"]: s for s in samples}
         ids = [r.id for r in results if r.ok and r.id]
         client = redis.Redis.from_url(settings.redis_url)
         views = self._wait_final(client, ids)
-        table = Table(title="sample outcomes")
-        table.add_column("reminder")
-        for channel in ("sms", "email", "push"):
-            table.add_column(channel)
         for view in views:
-            cells = {
-                d["channel"]: d["outcome"] or ("waits for 08:00" if _night(d) else d["state"])
-                for d in view["deliveries"]
-            }
-            table.add_row(view["id"], *(cells.get(c, "-") for c in ("sms", "email", "push")))
+            sample = by_id[view["id"]]
+            channels: dict[str, list[str]] = {}  # what happened -> the channels it happened on
             for d in view["deliveries"]:
+                what = "wait for the send window" if _night(d) else (d["outcome"] or d["state"])
+                channels.setdefault(what, []).append(d["channel"])
                 if d["outcome"] != "sent" and not _night(d):
                     surprises.append(f"{d['key']}: {d['outcome'] or d['state']} {d['reason']}")
-        self.console.print(table)
+            label = f"{sample['kind']} ({sample['to']['locale']})"
+            self.say(f"  {label:<28} " + "; ".join(f"{', '.join(c)}: {w}" for w, c in channels.items()))
         self._show_outbox(settings.outbox_dir, set(ids))
         if surprises:
             self.say("[red]surprises:[/red]")
@@ -292,24 +330,33 @@ class Runner:
             time.sleep(FINAL_WAIT_STEP)
 
     def _show_outbox(self, outbox: Path, ids: set[str]) -> None:
-        table = Table(title=f"outbox ({outbox})", show_lines=True)
-        table.add_column("channel")
-        table.add_column("to")
+        """One sample message per channel (all of them with ``show_outbox``); the files hold
+        every one."""
+        table = Table(show_lines=True, title_justify="left")
+        table.add_column("channel", no_wrap=True)
+        table.add_column("to", no_wrap=True)
         table.add_column("content", overflow="fold")
+        files = []
         for channel in ("sms", "email", "push"):
             path = outbox / f"{channel}.jsonl"
             if not path.exists():
                 continue
+            files.append(str(path))
+            shown = 0
             for line in path.read_bytes().splitlines():
                 entry = orjson.loads(line)
-                if entry.get("reminder_id") not in ids:
+                if entry.get("reminder_id") not in ids or (shown and not self.show_outbox):
                     continue
+                shown += 1
                 content = entry["content"]
                 if channel == "sms":
-                    shown = content["text"]
+                    text = content["text"]
                 elif channel == "push":
-                    shown = f"{content['title']}\n{content['body']}"
+                    text = f"{content['title']}\n{content['body']}"
                 else:
-                    shown = f"Subject: {content['subject']}\n{content['text'][:160]}…"
-                table.add_row(channel, mask_address(channel, entry["to"]), shown)
+                    text = f"Subject: {content['subject']}\n{content['text'][:100]}…"
+                table.add_row(channel, mask_address(channel, entry["to"]), text)
+        table.title = "the sample messages" if self.show_outbox else "one sample message per channel"
         self.console.print(table)
+        if not self.show_outbox:
+            self.say(f"every message: {', '.join(files)} (or herald run --show-outbox)")

@@ -15,7 +15,11 @@ class StatusError(LookupError):
 
 
 def read_status(client: redis.Redis, reminder_id: str) -> dict[str, Any]:
-    """The reminder's record and each delivery's state, outcome, reason and times."""
+    """The reminder's record and each delivery's state, outcome, reason and times.
+
+    What ``herald status --json`` prints and ``GET /v1/reminders/{id}`` answers, as it is: times
+    are ISO-8601 UTC, and a time, outcome or reason not there yet is None (JSON null).
+    """
     record = store.decode_hash(client.hgetall(store.reminder_key(reminder_id)))
     if not record:
         raise StatusError(f"no reminder with id {reminder_id!r} (never accepted, or expired)")
@@ -33,9 +37,9 @@ def read_status(client: redis.Redis, reminder_id: str) -> dict[str, Any]:
         "account_id": record.get("account_id", ""),
         "kind": record.get("kind", ""),
         "category": record.get("category", ""),
-        "accepted_at": store.iso(record.get("accepted_at")),
-        "expires_at": store.iso(record.get("expires_at")),
-        "not_before": store.iso(record.get("not_before")),
-        "cancelled_at": store.iso(record.get("cancelled_at")),
+        "accepted_at": store.iso_or_none(record.get("accepted_at")),
+        "expires_at": store.iso_or_none(record.get("expires_at")),
+        "not_before": store.iso_or_none(record.get("not_before")),
+        "cancelled_at": store.iso_or_none(record.get("cancelled_at")),
         "deliveries": deliveries,
     }

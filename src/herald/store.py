@@ -90,6 +90,17 @@ def iso(ts: float | str | None) -> str:
     return datetime.fromtimestamp(float(ts), tz=UTC).isoformat(timespec="milliseconds")
 
 
+def iso_or_none(ts: float | str | None) -> str | None:
+    """An epoch time as ISO-8601 UTC, or None for none: how machine output (``herald status
+    --json``, the HTTP API) says a time was not reached."""
+    return iso(ts) or None
+
+
+def text_or_none(value: str | None) -> str | None:
+    """A stored text, or None where Redis keeps "" (or nothing) for a value not there yet."""
+    return value or None
+
+
 def json_object(raw: str | bytes) -> dict[str, Any]:
     """A stored JSON object (a hold record in the audit trail...); ``{}`` for empty or bad input."""
     if not raw:
@@ -112,19 +123,24 @@ def decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class DeliveryView:
-    """What ``herald status`` and the API show of one delivery."""
+    """What ``herald status`` and the API show of one delivery.
+
+    The one place that says what is absent: an outcome, reason or time not reached yet is None
+    (JSON null), never "", so ``herald status --json`` and the HTTP API answer alike. Times are
+    ISO-8601 UTC; people see them through :mod:`herald.timefmt`.
+    """
 
     key: str
     channel: str
     state: str
-    outcome: str
-    reason: str
+    outcome: str | None
+    reason: str | None
     attempts: int
-    accepted_at: str
-    updated_at: str
-    finished_at: str
-    not_before: str
-    expires_at: str
+    accepted_at: str | None
+    updated_at: str | None
+    finished_at: str | None
+    not_before: str | None
+    expires_at: str | None
 
     @classmethod
     def from_hash(cls, key: str, h: dict[str, str]) -> DeliveryView:
@@ -133,12 +149,12 @@ class DeliveryView:
             key=key,
             channel=h.get("channel", ""),
             state=h.get("state", ""),
-            outcome=h.get("outcome", ""),
-            reason=h.get("reason", ""),
+            outcome=text_or_none(h.get("outcome")),
+            reason=text_or_none(h.get("reason")),
             attempts=int(h.get("attempts", "0") or 0),
-            accepted_at=iso(h.get("accepted_at")),
-            updated_at=iso(h.get("updated_at")),
-            finished_at=iso(h.get("finished_at")),
-            not_before=iso(h.get("not_before")),
-            expires_at=iso(h.get("expires_at")),
+            accepted_at=iso_or_none(h.get("accepted_at")),
+            updated_at=iso_or_none(h.get("updated_at")),
+            finished_at=iso_or_none(h.get("finished_at")),
+            not_before=iso_or_none(h.get("not_before")),
+            expires_at=iso_or_none(h.get("expires_at")),
         )

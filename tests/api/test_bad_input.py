@@ -63,3 +63,14 @@ def test_bad_input_is_a_client_error(
     response = client.request(method, path, content=body, headers=headers)
     assert response.status_code == status, response.text
     assert response.json()  # a JSON body that says why
+
+
+@pytest.mark.parametrize("before", ["e:51746854-89295983296088438276", "a:18446744073709551616-0"])
+def test_a_history_cursor_beyond_any_stream_id_is_a_client_error(
+    client: TestClient, keys: Keys, before: str
+) -> None:
+    response = client.get(
+        "/v1/accounts/acct-x/history", params={"before": before}, headers=auth(keys.everything)
+    )
+    assert response.status_code == 422, response.text
+    assert "not an event id" in response.json()["detail"]

@@ -5,15 +5,17 @@ Every change records the caller's key owner as "who".
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from herald.config import Settings
-from herald.suppression import SuppressionStore
-from tests.api.conftest import OWNERS, Keys, auth, fresh
+from herald.suppression import Hold, SuppressionStore
+from tests.api.conftest import OWNERS, Keys, auth, build_app, fresh
 from tests.harness import make_in_doubt
 
 OPERATOR = OWNERS["operator"]
@@ -288,3 +290,49 @@ def test_hold_until_in_the_past_is_shown_lapsed(client: TestClient, keys: Keys) 
     )
     assert response.status_code == 201
     assert response.json()["hold"]["active"] is False
+
+
+def _signed_in(client: TestClient, key: str) -> None:
+    """Sign in to the operator page through its form (CSRF token and cookies as a browser would)."""
+    form = client.get("/operator")
+    assert form.status_code == 200, form.text
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None
+    done = client.post("/operator/signin", data={"key": key, "csrf": token.group(1)})
+    assert done.status_code == 200, done.text
+    assert 'id="who"' in done.text
+
+
+def test_the_operator_page_shows_a_holds_times_in_the_default_zone_named_without_milliseconds(
+    settings: Settings, keys: Keys, rds: redis.Redis
+) -> None:
+    account = fresh("acct")
+    since = datetime(2026, 12, 6, 14, 47, 3, 456_000, tzinfo=UTC)
+    until = datetime(2099, 12, 31, 16, 0, tzinfo=UTC)  # the end of 2099-12-31 in Asia/Shanghai
+    hold = Hold(
+        id="operator:zone",
+        account_id=account,
+        source="operator",
+        reason="hardship review",
+        by="ops-li",
+        created_at=since.timestamp(),
+        until=until.timestamp(),
+    )
+    SuppressionStore(rds).add(hold)
+    app = build_app(
+        settings.model_copy(update={"secret_key": SecretStr("operator-page-test-secret-0123456789")})
+    )
+    with TestClient(app) as page:
+        _signed_in(page, keys.operator)
+        response = page.get("/operator/account", params={"account": account})
+    assert response.status_code == 200, response.text
+    html = response.text
+    holds = html[html.index('<table id="holds">') : html.index("</table>", html.index('<table id="holds">'))]
+    assert '<caption class="zone">times in Asia/Shanghai</caption>' in holds
+    assert '<td class="time">2026-12-06 22:47:03 +08:00</td>' in holds  # since
+    assert '<td class="time">2100-01-01 00:00:00 +08:00</td>' in holds  # until
+    assert "(UTC)" not in html
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d", html)  # no milliseconds anywhere on the page
+    audit = html[html.index('<table id="audit">') :]
+    assert "times in Asia/Shanghai" in audit
+    assert re.search(r'<td class="time">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00</td>', audit)

@@ -53,7 +53,8 @@ def test_sign_in_add_a_hold_see_it_audited_lift_it(
     expect(row).to_have_count(1)
     expect(row.locator("td.reason")).to_have_text(SCARY)  # shown as text, not markup
     expect(row).to_contain_text("collection, agreement")
-    expect(row).to_contain_text("2099-12-31T16:00:00")  # the end of that day in Asia/Shanghai, in UTC
+    expect(row).to_contain_text("2100-01-01 00:00:00 +08:00")  # the end of that day, in Asia/Shanghai
+    expect(page.locator("#holds caption")).to_have_text("times in Asia/Shanghai")
     assert page.locator("#holds b, main script").count() == 0
     audit = page.locator("#audit tbody tr").first
     expect(audit.locator("td.action")).to_have_text("add")

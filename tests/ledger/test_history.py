@@ -122,3 +122,11 @@ def test_an_unreachable_ledger_is_an_error_not_an_empty_history(redis_url: str) 
     settings = Settings(redis_url=redis_url, ledger_url=f"postgresql://postgres@127.0.0.1:{free_port()}/none")
     with pytest.raises(LedgerUnavailable, match="cannot open the ledger"):
         account_history(settings, redis.Redis.from_url(redis_url), ACCOUNT)
+
+
+def test_the_largest_id_the_ledger_holds_is_a_cursor_and_one_past_it_is_not(
+    client: redis.Redis, settings: Settings
+) -> None:
+    assert account_history(settings, client, ACCOUNT, before=f"e:{2**63 - 1}-{2**63 - 1}") is not None
+    with pytest.raises(ValueError, match="beyond any stream id"):
+        account_history(settings, client, ACCOUNT, before=f"e:{2**63}-0")

@@ -17,3 +17,10 @@ def test_redis_patience_longer_than_an_eighth_of_the_visibility_timeout_is_refus
     with pytest.raises(ValidationError, match="redis_patience"):
         Settings(visibility_timeout=240, redis_patience=60)
     assert Settings(visibility_timeout=480, redis_patience=60).redis_wait == 60
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "CST+8", "", "../../etc/passwd"])
+def test_a_default_timezone_that_is_not_an_iana_zone_is_refused_at_start(zone: str) -> None:
+    with pytest.raises(ValidationError, match="default_timezone"):
+        Settings(default_timezone=zone)
+    assert Settings(default_timezone="America/New_York").default_timezone == "America/New_York"

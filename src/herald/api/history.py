@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from herald.api.auth import Operator
 from herald.api.common import errors
 from herald.api.deps import redis_of, settings_of
-from herald.history import MAX_LIMIT, HistoryEntry, account_history, next_before
+from herald.history import MAX_LIMIT, HistoryEntry, account_history, next_before, parse_cursor
 from herald.ledger.db import LedgerUnavailable, describe_error
 from herald.models import MAX_ID
 
@@ -84,6 +84,11 @@ def history(
 ) -> HistoryPage:
     """Newest first, from the ledger and the streams' tail; each entry once."""
     settings = settings_of(request)
+    if before is not None:
+        try:
+            parse_cursor(before)
+        except ValueError as exc:  # of the right shape, past what any stream id can hold
+            raise HTTPException(422, str(exc)) from None
     try:
         entries = account_history(settings, redis_of(request), account_id, limit=limit, before=before)
     except (LedgerUnavailable, SQLAlchemyError) as exc:

@@ -31,17 +31,18 @@ DeliveryKey = Annotated[
 
 
 class InDoubtDelivery(BaseModel):
-    """One in-doubt delivery and why it is in doubt."""
+    """One in-doubt delivery and why it is in doubt (times ISO-8601 UTC; null: not there, as in
+    ``herald status --in-doubt --json``)."""
 
     key: str
     channel: str
     state: str
-    outcome: str
-    reason: str
+    outcome: str | None
+    reason: str | None
     attempts: int
-    accepted_at: str
-    updated_at: str
-    finished_at: str = Field(description="When it became in doubt.")
+    accepted_at: str | None
+    updated_at: str | None
+    finished_at: str | None = Field(description="When it became in doubt.")
 
 
 class InDoubtPage(BaseModel):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, BeforeValidator, Field, GetPydanticSchema, TypeAdapter
+from pydantic import BaseModel, Field, GetPydanticSchema, TypeAdapter
 from pydantic_core import core_schema
 
 from herald.api.auth import Producer as ProducerKey
@@ -43,8 +43,6 @@ ReminderId = Annotated[
     str,
     Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, description="The reminder's id."),
 ]
-Blank = BeforeValidator(lambda v: v or None)
-"""Redis keeps "" for a time or reason not reached yet; the API says null."""
 
 
 class FieldProblem(BaseModel):
@@ -96,22 +94,26 @@ class BatchResult(BaseModel):
 
 
 class DeliveryStatus(BaseModel):
-    """One channel of a reminder: its state, and its outcome with the reason once it has one."""
+    """One channel of a reminder: its state, and its outcome with the reason once it has one.
+
+    As ``herald status --json`` prints it (both come from ``herald.status.read_status``): times
+    are ISO-8601 UTC, null until reached.
+    """
 
     key: str
     channel: str
     state: str = Field(description="accepted, scheduled, retrying, sending, or the outcome.")
-    outcome: Annotated[str | None, Blank] = Field(
+    outcome: str | None = Field(
         description="sent, suppressed, cancelled, duplicate, expired, opted_out, capped, failed, dead, "
         "invalid or in_doubt; null while pending."
     )
-    reason: Annotated[str | None, Blank]
+    reason: str | None
     attempts: int
-    accepted_at: Annotated[str | None, Blank]
-    updated_at: Annotated[str | None, Blank]
-    finished_at: Annotated[str | None, Blank]
-    not_before: Annotated[str | None, Blank]
-    expires_at: Annotated[str | None, Blank]
+    accepted_at: str | None
+    updated_at: str | None
+    finished_at: str | None
+    not_before: str | None
+    expires_at: str | None
 
 
 class ReminderStatus(BaseModel):
@@ -121,10 +123,10 @@ class ReminderStatus(BaseModel):
     account_id: str
     kind: str
     category: str
-    accepted_at: Annotated[str | None, Blank]
-    expires_at: Annotated[str | None, Blank]
-    not_before: Annotated[str | None, Blank]
-    cancelled_at: Annotated[str | None, Blank]
+    accepted_at: str | None
+    expires_at: str | None
+    not_before: str | None
+    cancelled_at: str | None
     deliveries: list[DeliveryStatus]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from herald.commands.common import connect, fail, out
+from herald.commands.common import connect, fail, make_table, out
 from herald.config import get_settings
 from herald.deadletter import DeadLetter, drop, list_dead, replay
 from herald.queues import make_celery
+from herald.timefmt import local_time
 
 app = typer.Typer(
     help="List dead deliveries and put them back to work; drop messages herald could not read.",
@@ -24,11 +24,18 @@ def list_(count: Annotated[int, typer.Option(help="How many, oldest first.")] = 
     """List dead deliveries (entry id, delivery key, attempts, last reason, time) and messages
     herald could not read (queue, task, why, and a masked sample of what arrived)."""
     letters = list_dead(connect(), count=count)
-    table = Table(title=f"dead letters ({len(letters)})")
-    for column in ("id", "delivery", "attempts", "reason", "at"):
-        table.add_column(column, overflow="fold")
+    table = make_table(
+        "id",
+        "delivery",
+        "attempts",
+        "reason",
+        "at",
+        title=f"dead letters ({len(letters)})",
+        times=["at"],
+        right=["attempts"],
+    )
     for d in letters:
-        table.add_row(d.entry_id, _what(d), d.attempts, Text(_why(d)), d.at)
+        table.add_row(d.entry_id, _what(d), d.attempts, Text(_why(d)), local_time(d.at) or "-")
     out.print(table)
 
 

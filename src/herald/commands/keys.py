@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from herald.commands.common import connect, default_operator, err, fail, out
+from herald.commands.common import connect, default_operator, err, fail, make_table, out
 from herald.keys import SCOPES, KeyRequestError, KeyStore
+from herald.timefmt import local_time, local_time_named
 
 app = typer.Typer(help="Create, list and revoke API keys for the HTTP API.", no_args_is_help=True)
 
@@ -43,17 +43,24 @@ def list_(
     if as_json:
         out.print_json(data=[k.public() for k in keys])
         return
-    table = Table(title=f"API keys ({len(keys)})")
-    for column in ("id", "owner", "scopes", "created", "by", "revoked"):
-        table.add_column(column, overflow="fold")
+    table = make_table(
+        "id",
+        "owner",
+        "scopes",
+        "created",
+        "by",
+        "revoked",
+        title=f"API keys ({len(keys)})",
+        times=["created", "revoked"],
+    )
     for key in keys:
         table.add_row(
             key.key_id,
             key.owner,
             ",".join(sorted(key.scopes)),
-            key.created_at,
+            local_time(key.created_at),
             key.created_by or "-",
-            key.revoked_at or "-",
+            local_time(key.revoked_at) or "-",
             style="dim" if key.revoked_at else None,
         )
     out.print(table)
@@ -66,4 +73,7 @@ def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (see herald 
         record = KeyStore(connect()).revoke(key_id)
     except KeyRequestError as exc:
         raise fail(str(exc), 1) from None
-    out.print(f"revoked {record.key_id} (owner {record.owner}) at {record.revoked_at}", highlight=False)
+    out.print(
+        f"revoked {record.key_id} (owner {record.owner}) at {local_time_named(record.revoked_at)}",
+        highlight=False,
+    )

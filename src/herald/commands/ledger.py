@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import redis
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from herald import optouts, store, suppression
-from herald.commands.common import connect, fail, out
+from herald.commands.common import connect, fail, make_table, out
 from herald.config import get_settings
 from herald.ledger.urls import display_url
 from herald.redisconn import display_redis_url
+from herald.timefmt import local_time
 
 if TYPE_CHECKING:
     from herald.ledger.writer import LedgerWriter
@@ -138,17 +138,12 @@ def history(
             data={"account_id": account, "entries": [e.to_dict() for e in entries], "next_before": more}
         )
         return
-    table = Table(title=f"history of {account}")
-    for column in ("at", "type", "outcome", "reminder / hold", "channel", "kind", "by", "reason", "event"):
-        table.add_column(column, overflow="fold")
+    columns = ("at", "type", "outcome", "reminder / hold", "channel", "kind", "by", "reason", "event")
+    table = make_table(*columns, title=f"history of {account}", times=["at"])
     for e in entries:
         subject = e.reminder_id if e.type == "delivery" else e.hold_id
-        table.add_row(
-            *(
-                Text(value or "-")
-                for value in (e.at, e.type, e.outcome, subject, e.channel, e.kind, e.by, e.reason, e.event_id)
-            )
-        )
+        shown = (local_time(e.at), e.type, e.outcome, subject, e.channel, e.kind, e.by, e.reason, e.event_id)
+        table.add_row(*(Text(value or "-") for value in shown))
     out.print(table)
     if not entries:
         out.print(f"no history for {account}", highlight=False)

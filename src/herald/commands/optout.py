@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from herald.commands.common import connect, default_operator, fail, out
+from herald.commands.common import connect, default_operator, fail, make_table, out
 from herald.masking import mask_address
 from herald.models import CHANNELS
 from herald.optouts import OptOuts
@@ -57,8 +56,7 @@ def list_(
     """List one page of CHANNEL's opt-outs (masked unless --unmasked)."""
     _check(channel)
     next_cursor, addresses = OptOuts(connect()).list(channel, cursor=cursor, count=count)
-    table = Table(title=f"{channel} opt-outs")
-    table.add_column("address")
+    table = make_table("address", title=f"{channel} opt-outs")
     for address in addresses:
         table.add_row(address if unmasked else mask_address(channel, address))
     out.print(table)

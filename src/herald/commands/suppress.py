@@ -9,13 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from herald import store
-from herald.commands.common import connect, default_operator, err, fail, out
+from herald.commands.common import connect, default_operator, err, fail, make_table, out
 from herald.config import get_settings
 from herald.holdcsv import CSV_COLUMNS, CsvHeaderError, build_hold, import_holds, parse_categories, read_rows
 from herald.suppression import Hold, SuppressionStore, compactness_advice
+from herald.timefmt import local_time, local_time_named
 
 app = typer.Typer(help="Hold accounts from contact, lift holds, and see who did what.", no_args_is_help=True)
 OPERATOR = default_operator()
@@ -75,8 +75,8 @@ def init(
             close_ledgers()
     if check.action == "present":
         out.print(
-            f"suppression store already marked as populated (by {check.marked_by or '?'} at "
-            f"{check.marked_at or '?'}): nothing to do",
+            f"suppression store already marked as populated by {check.marked_by or '?'} at "
+            f"{local_time_named(check.marked_at) or '?'}: nothing to do",
             highlight=False,
         )
     else:
@@ -129,9 +129,17 @@ def remove(
 def show(account: Annotated[str, typer.Argument(help="The account.")]) -> None:
     """ACCOUNT's holds and its audit history."""
     holds = SuppressionStore(connect())
-    table = Table(title=f"holds of {account}")
-    for column in ("id", "categories", "reason", "until", "by", "since", "state"):
-        table.add_column(column, overflow="fold")
+    table = make_table(
+        "id",
+        "categories",
+        "reason",
+        "until",
+        "by",
+        "since",
+        "state",
+        title=f"holds of {account}",
+        times=["until", "since"],
+    )
     from herald import clock
 
     now = clock.time()
@@ -140,18 +148,16 @@ def show(account: Annotated[str, typer.Argument(help="The account.")]) -> None:
             h.id,
             ",".join(h.categories),
             h.reason,
-            store.iso(h.until) or "-",
+            local_time(h.until) or "-",
             h.by,
-            store.iso(h.created_at),
+            local_time(h.created_at),
             "active" if h.active(now) else "lapsed",
         )
     out.print(table)
-    history = Table(title="audit")
-    for column in ("at", "action", "by", "reason"):
-        history.add_column(column, overflow="fold")
+    history = make_table("at", "action", "by", "reason", title="audit", times=["at"])
     for entry in holds.audit(account, count=50):
         history.add_row(
-            entry.get("at", ""), entry.get("action", ""), entry.get("by", ""), entry.get("reason", "")
+            local_time(entry.get("at")), entry.get("action", ""), entry.get("by", ""), entry.get("reason", "")
         )
     out.print(history)
 
@@ -164,13 +170,13 @@ def list_(
 ) -> None:
     """Held accounts, a page at a time, with their holds."""
     holds = SuppressionStore(connect())
-    table = Table(title="held accounts")
-    for column in ("account", "hold", "categories", "reason", "until"):
-        table.add_column(column, overflow="fold")
+    table = make_table(
+        "account", "hold", "categories", "reason", "until", title="held accounts", times=["until"]
+    )
     accounts = holds.accounts(offset=offset, count=count, prefix=prefix)
     for account, held in holds.holds_of(accounts).items():
         for h in held:
-            table.add_row(account, h.id, ",".join(h.categories), h.reason, store.iso(h.until) or "-")
+            table.add_row(account, h.id, ",".join(h.categories), h.reason, local_time(h.until) or "-")
     out.print(table)
     if len(accounts) == count:
         out.print(f"more: herald suppress list --offset {offset + count} --count {count}", highlight=False)

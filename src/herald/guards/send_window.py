@@ -6,7 +6,6 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from herald.guards.base import Defer, Delivery, Guard, GuardContext, Verdict
-from herald.store import iso
 
 
 def parse_window(text: str) -> tuple[time, time]:
@@ -56,9 +55,9 @@ class SendWindowGuard(Guard):
             zone = d.reminder.get("to", {}).get("timezone") or ctx.settings.default_timezone
             opening = next_opening(ctx.now, zone, start, end)
             if opening is not None:
+                local = datetime.fromtimestamp(opening, tz=ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
                 verdicts[d.key] = Defer(
                     opening,
-                    f"outside the send window {ctx.settings.send_window} ({zone}); "
-                    f"next opening {iso(opening)}",
+                    f"outside the send window {ctx.settings.send_window} ({zone}); next opening {local}",
                 )
         return verdicts

@@ -49,6 +49,7 @@ from herald.indoubt import resolve
 from herald.keys import ApiKey, KeyStore
 from herald.models import ID_PATTERN, MAX_ID
 from herald.suppression import CATEGORIES, SuppressionStore
+from herald.timefmt import display_zone, zone_note
 
 log = logging.getLogger("herald.operator")
 
@@ -376,9 +377,18 @@ def lift_hold(
 
 
 def _in_doubt_page(visit: Visit, offset: int, status: int = 200, **context: Any) -> Response:
-    rows, total = in_doubt_rows(visit.redis, offset)
+    zone = display_zone(visit.settings)
+    rows, total = in_doubt_rows(visit.redis, offset, zone)
     return _render(
-        visit, "in_doubt.html", status, rows=rows, total=total, offset=offset, page=IN_DOUBT_PAGE, **context
+        visit,
+        "in_doubt.html",
+        status,
+        rows=rows,
+        total=total,
+        offset=offset,
+        page=IN_DOUBT_PAGE,
+        zone_note=zone_note(zone),
+        **context,
     )
 
 

@@ -1,13 +1,16 @@
 """What the operator page shows of holds, audit entries, history and in-doubt deliveries.
 
-Plain rows for the templates: times as ISO-8601 UTC, free text scrubbed of phone numbers and
-email addresses (:func:`herald.masking.scrub`); the templates escape everything.
+Plain rows for the templates: times as people read them, in HERALD_DEFAULT_TIMEZONE to the
+second (:func:`herald.timefmt.local_time`; each table's caption names the zone), free text
+scrubbed of phone numbers and email addresses (:func:`herald.masking.scrub`); the templates
+escape everything.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import redis
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,6 +22,7 @@ from herald.indoubt import list_in_doubt
 from herald.ledger.db import LedgerUnavailable
 from herald.masking import scrub
 from herald.suppression import Hold, SuppressionStore
+from herald.timefmt import display_zone, local_time, zone_note
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 100
@@ -85,34 +89,36 @@ class AccountView:
     holds: list[HoldRow]
     history: list[HistoryRow]
     audit: list[AuditRow]
+    zone_note: str
     history_error: str = ""
 
 
-def hold_row(hold: Hold, now: float) -> HoldRow:
-    """A hold for display."""
+def hold_row(hold: Hold, now: float, zone: ZoneInfo) -> HoldRow:
+    """A hold for display, its times in ``zone``."""
     return HoldRow(
         id=hold.id,
         categories=", ".join(hold.categories),
         reason=scrub(hold.reason),
         agreement=hold.agreement or "",
-        until=store.iso(hold.until),
+        until=local_time(hold.until, zone),
         by=hold.by,
-        since=store.iso(hold.created_at),
+        since=local_time(hold.created_at, zone),
         active=hold.active(now),
     )
 
 
-def audit_row(entry: dict[str, str]) -> AuditRow:
-    """An audit-stream entry for display (the hold after the change, or before a lift)."""
+def audit_row(entry: dict[str, str], zone: ZoneInfo) -> AuditRow:
+    """An audit-stream entry for display (the hold after the change, or before a lift), its
+    times in ``zone``."""
     hold = store.json_object(entry.get("after", "")) or store.json_object(entry.get("before", ""))
     return AuditRow(
-        at=entry.get("at", ""),
+        at=local_time(entry.get("at"), zone),
         action=entry.get("action", ""),
         by=entry.get("by", ""),
         reason=scrub(entry.get("reason", "")),
         hold_id=str(hold.get("id", "")),
         categories=", ".join(hold.get("categories", ["collection"])) if hold else "",
-        until=store.iso(hold.get("until")),
+        until=local_time(hold.get("until"), zone),
     )
 
 
@@ -120,6 +126,7 @@ def account_view(settings: Settings, client: redis.Redis, account: str) -> Accou
     """The account's holds (oldest first), recent history and hold audit trail (newest first)."""
     holds = SuppressionStore(client)
     now = clock.time()
+    zone = display_zone(settings)
     try:
         entries = account_history(settings, client, account, limit=HISTORY_LIMIT)
         history_error = ""
@@ -130,7 +137,7 @@ def account_view(settings: Settings, client: redis.Redis, account: str) -> Accou
         history_error = "The history ledger cannot be read right now; the holds and audit trail are current."
     history = [
         HistoryRow(
-            at=e.at,
+            at=local_time(e.at, zone),
             type=e.type,
             what=(e.reminder_id or "") if e.type == "delivery" else (e.hold_id or ""),
             channel=e.channel or "",
@@ -141,23 +148,24 @@ def account_view(settings: Settings, client: redis.Redis, account: str) -> Accou
     ]
     return AccountView(
         account=account,
-        holds=[hold_row(h, now) for h in holds.holds(account)],
+        holds=[hold_row(h, now, zone) for h in holds.holds(account)],
         history=history,
-        audit=[audit_row(e) for e in holds.audit(account, count=AUDIT_LIMIT)],
+        audit=[audit_row(e, zone) for e in holds.audit(account, count=AUDIT_LIMIT)],
+        zone_note=zone_note(zone),
         history_error=history_error,
     )
 
 
-def in_doubt_rows(client: redis.Redis, offset: int) -> tuple[list[InDoubtRow], int]:
-    """A page of in-doubt deliveries (oldest first) and how many there are in all."""
+def in_doubt_rows(client: redis.Redis, offset: int, zone: ZoneInfo) -> tuple[list[InDoubtRow], int]:
+    """A page of in-doubt deliveries (oldest first, times in ``zone``) and how many there are."""
     rows = [
         InDoubtRow(
             key=str(d["key"]),
             channel=str(d["channel"]),
-            reason=scrub(str(d["reason"])),
+            reason=scrub(d["reason"] or ""),
             attempts=int(d["attempts"]),
-            accepted_at=str(d["accepted_at"]),
-            updated_at=str(d["updated_at"]),
+            accepted_at=local_time(d["accepted_at"], zone),
+            updated_at=local_time(d["updated_at"], zone),
         )
         for d in list_in_doubt(client, offset=offset, count=IN_DOUBT_PAGE)
     ]
