@@ -73,4 +73,6 @@ def test_a_history_cursor_beyond_any_stream_id_is_a_client_error(
         "/v1/accounts/acct-x/history", params={"before": before}, headers=auth(keys.everything)
     )
     assert response.status_code == 422, response.text
-    assert "not an event id" in response.json()["detail"]
+    [problem] = response.json()["detail"]  # shaped as every other 422 of the API
+    assert problem["loc"] == ["query", "before"]
+    assert "not an event id" in problem["msg"]

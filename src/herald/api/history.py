@@ -11,6 +11,7 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -88,7 +89,8 @@ def history(
         try:
             parse_cursor(before)
         except ValueError as exc:  # of the right shape, past what any stream id can hold
-            raise HTTPException(422, str(exc)) from None
+            problem = {"type": "value_error", "loc": ("query", "before"), "msg": str(exc), "input": before}
+            raise RequestValidationError([problem]) from None
     try:
         entries = account_history(settings, redis_of(request), account_id, limit=limit, before=before)
     except (LedgerUnavailable, SQLAlchemyError) as exc:
