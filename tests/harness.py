@@ -157,6 +157,8 @@ def claim_only(settings: Settings, key: str) -> str:
         rt = Runtime(settings)
         try:
             batch = await load(rt, split_delivery_key(key)[1], [key], BatchReport())
+            if not batch:
+                return "not loaded"
             return (await claim(rt, batch))[key][0]
         finally:
             await rt.close()

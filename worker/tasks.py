@@ -13,11 +13,12 @@ from typing import Any
 
 import redis
 from celery import Task
+from celery.signals import worker_shutting_down
 
 from herald import poison
 from herald.aio import loop_thread
 from herald.config import get_settings
-from herald.fanout import publish_deliveries
+from herald.fanout import mark_queued, publish_deliveries
 from herald.pipeline import process_batch
 from herald.queues import TASK_DELIVER, TASK_INTAKE
 from herald.redisconn import settings_client
@@ -66,6 +67,15 @@ def _dead_letter(task: Task[Any, Any], problem: str, args: tuple[Any, ...], kwar
     )
 
 
+@worker_shutting_down.connect
+def _stop_taking(**_: Any) -> None:
+    """A warm shutdown began: deliveries not yet claimed are handed back instead of waiting for a
+    send slot; claimed ones finish their request and are recorded (``herald.pipeline``)."""
+    rt = _runtime
+    if rt is not None and rt.pid == loop_thread().pid:
+        loop_thread().loop.call_soon_threadsafe(rt.stopping.set)
+
+
 @app.task(name=TASK_INTAKE, bind=True)
 def intake(self: Task[Any, None], *args: Any, **kwargs: Any) -> None:
     """Fan a producer's batch of delivery keys out to the channel queues."""
@@ -73,7 +83,12 @@ def intake(self: Task[Any, None], *args: Any, **kwargs: Any) -> None:
     if parsed.problem:
         _dead_letter(self, parsed.problem, args, kwargs)
     if parsed.keys:
-        publish_deliveries(app, redis_client(), parsed.keys, get_settings().channel_batch)
+        settings = get_settings()
+        client = redis_client()
+        # held while they are fanned out: if this process dies here, the reconciler publishes
+        # them again once HERALD_HOLD_SECONDS have passed (not after the visibility timeout)
+        mark_queued(client, parsed.keys, settings.hold_seconds)
+        publish_deliveries(app, client, parsed.keys, settings.channel_batch, settings.visibility_timeout)
 
 
 @app.task(name=TASK_DELIVER, bind=True)

@@ -3,7 +3,7 @@
 Upstream services call :func:`enqueue` or :func:`enqueue_many`; see the README.
 """
 
-from herald.producer import EnqueueResult, Producer, enqueue, enqueue_many
+from herald.producer import EnqueueInterrupted, EnqueueResult, Producer, enqueue, enqueue_many
 
 
 def cancel(reminder_id: str) -> dict[str, str]:
@@ -25,4 +25,12 @@ def agreement_event(account_id: str, agreement: str, event: str, *, by: str = "a
     return change.action
 
 
-__all__ = ["EnqueueResult", "Producer", "agreement_event", "cancel", "enqueue", "enqueue_many"]
+__all__ = [
+    "EnqueueInterrupted",
+    "EnqueueResult",
+    "Producer",
+    "agreement_event",
+    "cancel",
+    "enqueue",
+    "enqueue_many",
+]

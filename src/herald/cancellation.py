@@ -22,17 +22,9 @@ def cancel(client: redis.Redis, reminder_id: str, *, events_maxlen: int = 1_000_
     One atomic script (``lua/cancel.lua``): the reminder is marked, every pending delivery ends
     ``cancelled`` and leaves the scheduler; one being sent is reported as ``sending``.
     """
-    now = clock.time()
     script = client.register_script(store.script_source("cancel"))
     keys = [store.reminder_key(reminder_id), store.EVENTS, store.DEADLINES, store.SCHEDULED]
-    args: list[str | int] = [
-        store.PREFIX,
-        reminder_id,
-        f"{now:.3f}",
-        store.iso(now),
-        events_maxlen,
-        "withdrawn upstream",
-    ]
+    args: list[str | float] = [store.PREFIX, reminder_id, clock.offset(), events_maxlen, "withdrawn upstream"]
     answer = script(keys=keys, args=args)
     if answer is None:
         raise UnknownReminder(f"no reminder with id {reminder_id!r} (never accepted, or expired)")

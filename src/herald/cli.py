@@ -28,9 +28,9 @@ from herald.commands import suppress as suppress_commands
 from herald.commands.common import default_operator, err, make_table, out
 from herald.config import get_settings
 from herald.models import CHANNELS, Channel
-from herald.producer import EnqueueResult, Producer
+from herald.producer import EnqueueInterrupted, EnqueueResult, Producer
 from herald.queues import ALL_QUEUES, make_celery
-from herald.redisconn import display_redis_url, settings_client
+from herald.redisconn import describe_failure, display_redis_url, settings_client
 from herald.rendering import Renderer, RenderError
 from herald.samples import sample_context
 from herald.status import StatusError, read_status
@@ -87,6 +87,7 @@ def enqueue(
         except orjson.JSONDecodeError as exc:
             results.append((number, EnqueueResult("rejected", None, _json_error(exc))))
     producer = Producer()
+    stopped: EnqueueInterrupted | None = None
     try:
         with Progress(
             TextColumn("enqueueing"),
@@ -101,18 +102,28 @@ def enqueue(
             answers = producer.enqueue_many(
                 (obj for _, obj in parsed), progress=lambda n: progress.advance(task, n)
             )
-    except redis.RedisError as exc:
-        where = display_redis_url(producer.settings.redis_url)
-        raise _fail(f"cannot reach Redis at {where}: {exc}", 3) from exc
+    except EnqueueInterrupted as exc:
+        stopped, answers = exc, exc.results
     finally:
         producer.close()
-    results.extend(zip((n for n, _ in parsed), answers, strict=True))
+    results.extend(zip((n for n, _ in parsed), answers, strict=False))
     results.sort(key=lambda item: item[0])
     if as_json:
         for number, result in results:
-            out.print_json(data={"line": number, **result.as_dict()}, indent=None)
+            # one result per line, ASCII-escaped: an echoed id holding U+2028 or U+0085 must not
+            # split a line for a reader that splits on every line break Unicode knows
+            out.print_json(data={"line": number, **result.as_dict()}, indent=None, ensure_ascii=True)
     else:
         _print_enqueue_summary(results)
+    if stopped is not None:
+        handled = len(stopped.results)
+        where = f"after line {parsed[handled - 1][0]}" if handled else "before the first reminder"
+        raise _fail(
+            f"stopped {where} ({handled} of {len(parsed)} reminders handled, as counted above): "
+            f"{describe_failure(stopped.cause, producer.settings.redis_url)}. Running the same file "
+            "again is safe: the reminders already accepted answer duplicate",
+            3,
+        )
     if any(r.status in ("rejected", "conflict") for _, r in results):
         raise typer.Exit(1)
 

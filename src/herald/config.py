@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     default_timezone: str = "Asia/Shanghai"
 
     visibility_timeout: int = Field(default=3600, ge=60)
+    # How long a worker process's hold on a delivery (taken, or claimed: its lease) lasts unless
+    # the process renews it; a dead process's deliveries are back in work this long after its death.
+    hold_seconds: int = Field(default=60, ge=10, le=3600)
     intake_batch: int = Field(default=500, ge=1, le=5000)
     channel_batch: int = Field(default=100, ge=1, le=1000)
     direct_publish: int = Field(default=20, ge=0, le=1000)  # at most this many keys skip herald.intake
@@ -228,9 +231,18 @@ class Settings(BaseSettings):
         return min(120.0, self.visibility_timeout / 8)
 
     @property
+    def stop_within(self) -> float:
+        """Seconds a worker process takes at most to stop after SIGTERM (a warm shutdown):
+        deliveries not claimed yet are handed back at once, and a claimed one finishes its
+        request (a connection, then an answer, each under its timeout) and is recorded. 45 s by
+        default: below systemd's default stop timeout of 90 s (deploy/ uses 75 s)."""
+        return self.connect_timeout + 2 * self.provider_timeout + 10
+
+    @property
     def lease_seconds(self) -> int:
-        """How long a claimed delivery may stay ``sending`` before it is considered in doubt."""
-        return max(30, self.visibility_timeout // 4)
+        """How long a claimed delivery stays ``sending`` unless its worker renews the lease (it
+        does while the request is in flight); then it is in doubt."""
+        return self.hold_seconds
 
 
 @lru_cache(maxsize=1)

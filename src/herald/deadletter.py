@@ -93,14 +93,13 @@ def replay(
     chosen = [d for d in letters if not wanted or d.entry_id in wanted or d.key in wanted]
     unknown = [w for w in wanted if not any(w in (d.entry_id, d.key) for d in letters)]
     script = client.register_script(store.script_source("replay"))
-    now = clock.time()
     replayed: list[str] = []
     for letter in chosen:
-        args: list[str | float] = [store.PREFIX, letter.key, now, now + settings.visibility_timeout]
+        args: list[str | float] = [store.PREFIX, letter.key, clock.offset(), settings.hold_seconds]
         if script(keys=[store.delivery_redis_key(letter.key), store.DEADLINES], args=args):
             replayed.append(letter.key)
     if replayed:
-        publish_deliveries(app, client, replayed, settings.channel_batch)
+        publish_deliveries(app, client, replayed, settings.channel_batch, settings.visibility_timeout)
     if chosen:
         client.xdel(store.DEADLETTER, *[d.entry_id for d in chosen])
     return sorted(set(replayed)), unknown

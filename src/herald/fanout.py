@@ -1,19 +1,26 @@
 """Publishing delivery keys to their channel queues, in bounded batches.
 
-Used by the intake task (fan-out of a producer's batch) and by the scheduler (deliveries whose
-time has come). Messages carry keys only; Redis holds the work.
+Used by the producer, the intake task (fan-out of a producer's batch), the scheduler
+(deliveries whose time has come), the reconciler and dead-letter replay. Messages carry keys
+only; Redis holds the work. Once a message is out, :func:`mark_queued` hands its deliveries'
+deadlines to the broker (``lua/queued.lua``): until then a publisher that dies leaves them with
+a deadline ``HERALD_HOLD_SECONDS`` away, and the reconciler publishes them again.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from weakref import WeakKeyDictionary
 
 import redis
 from celery import Celery
+from redis.commands.core import Script
 
-from herald import store
+from herald import clock, store
 from herald.models import Channel, split_delivery_key
 from herald.queues import TASK_DELIVER, queue_for
+
+_QUEUED: WeakKeyDictionary[redis.Redis, Script] = WeakKeyDictionary()
 
 
 def group_by_queue(
@@ -44,12 +51,33 @@ def read_categories(client: redis.Redis, keys: list[str]) -> dict[str, str]:
     }
 
 
-def publish_deliveries(app: Celery, client: redis.Redis, keys: list[str], batch: int) -> list[str]:
-    """Publish ``keys`` to their channel's lane queues, ``batch`` keys per message.
+def publish_deliveries(
+    app: Celery, client: redis.Redis, keys: list[str], batch: int, queued_for: float, holder: str = ""
+) -> list[str]:
+    """Publish ``keys`` to their channel's lane queues, ``batch`` keys per message, then give
+    their deadlines to the broker (``queued_for`` seconds: the visibility timeout).
 
     Returns the keys that were not delivery keys (they are not published).
     """
-    return publish_to_lanes(app, keys, read_categories(client, keys), batch)
+    bad = publish_to_lanes(app, keys, read_categories(client, keys), batch)
+    mark_queued(client, [k for k in keys if k not in set(bad)], queued_for, holder)
+    return bad
+
+
+def mark_queued(client: redis.Redis, keys: list[str], seconds: float, holder: str = "") -> int:
+    """The deliveries' messages are out: each pending one not held by another process gets the
+    deadline now + ``seconds`` (``lua/queued.lua``, on Redis's clock). ``holder``: the id of the
+    process that held them and lets them go ('' for a producer). Returns how many moved."""
+    if not keys:
+        return 0
+    script = _QUEUED.get(client)
+    if script is None:
+        script = _QUEUED[client] = client.register_script(store.script_source("queued"))
+    moved = 0
+    for start in range(0, len(keys), 1000):
+        args: list[str | float] = [store.PREFIX, clock.offset(), seconds, holder, *keys[start : start + 1000]]
+        moved += int(script(keys=[store.DEADLINES], args=args))
+    return moved
 
 
 def publish_to_lanes(app: Celery, keys: list[str], categories: dict[str, str], batch: int) -> list[str]:

@@ -28,7 +28,7 @@ import redis
 
 from herald import clock, store
 from herald.queues import ALL_QUEUES
-from herald.redisconn import redis_client
+from herald.redisconn import MEMORY_WARNING, memory_use, redis_client
 
 log = logging.getLogger("herald.heartbeat")
 
@@ -279,6 +279,7 @@ def check_health(client: redis.Redis, *, stall: float) -> Health:
         beats = live_workers(client)
         queued = sum(queued_messages(client).values())
         exits = recent_exits(client, clock.time() - WATCHDOG_WINDOW)
+        used, limit = memory_use(client)
     except redis.RedisError as exc:
         return Health(f"unreachable: {type(exc).__name__}", 0, 0, None, ["Redis is not reachable"])
     now = clock.time()
@@ -287,6 +288,11 @@ def check_health(client: redis.Redis, *, stall: float) -> Health:
     health = Health("ok", len(beats), queued, ago, watchdog_exits=len(exits))
     if exits:
         health.last_watchdog_exit = exits[0].as_dict()
+    if limit and used >= MEMORY_WARNING * limit:
+        health.problems.append(
+            f"Redis uses {used / limit:.0%} of its maxmemory ({used // 2**20} of {limit // 2**20} MiB): "
+            "at 100% it refuses every write (intake, claims, outcomes); free memory or raise maxmemory"
+        )
     if not beats:
         health.problems.append("no worker process is alive (no live heartbeat in herald:workers)")
     elif queued and ago is not None and ago > stall:

@@ -34,11 +34,10 @@ def resolve(
     client: redis.Redis, key: str, *, sent: bool, by: str, reason: str = "", events_maxlen: int = 1_000_000
 ) -> bool:
     """Settle an in-doubt delivery as ``sent`` or ``failed`` (not sent); False if not in doubt."""
-    now = clock.time()
     outcome = "sent" if sent else "failed"
     text = f"resolved by {by}: {'the provider had it' if sent else 'not sent'}" + (
         f" ({reason})" if reason else ""
     )
     script = client.register_script(store.script_source("resolve"))
-    args: list[str | float] = [store.PREFIX, key, now, store.iso(now), events_maxlen, outcome, text]
+    args: list[str | float] = [store.PREFIX, key, clock.offset(), events_maxlen, outcome, text]
     return bool(script(keys=[store.delivery_redis_key(key), store.EVENTS, store.DEADLINES], args=args))

@@ -184,7 +184,9 @@ class RedisCollector(Collector):
                 pipe.zcard(store.IN_DOUBT)
                 pipe.xlen(store.DEADLETTER)
                 pipe.hget(store.RECONCILE, "republished")
-                answers = [int(a or 0) for a in pipe.execute()]
+                pipe.info("memory")
+                *counts, memory = pipe.execute()
+                answers = [int(a or 0) for a in counts]
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics: cannot read Redis: %s", exc)
             up.add_metric([], 0)
@@ -221,6 +223,16 @@ class RedisCollector(Collector):
             "herald_reconciled",
             "Deliveries the reconciler re-published because the broker had lost them (every reconciler).",
             value=next(rest),
+        )
+        yield GaugeMetricFamily(
+            "herald_redis_memory_used_bytes",
+            "Memory Redis uses (INFO memory used_memory).",
+            value=int(memory.get("used_memory", 0)),
+        )
+        yield GaugeMetricFamily(
+            "herald_redis_memory_max_bytes",
+            "Redis's maxmemory (0: no limit); at it, every write is refused.",
+            value=int(memory.get("maxmemory", 0)),
         )
 
 

@@ -12,18 +12,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from itertools import islice
 from typing import Any, Literal
 
 import orjson
 import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from herald import clock, store
 from herald.catalog import Catalog, cached_catalog
 from herald.config import Settings, get_settings
-from herald.fanout import publish_to_lanes
+from herald.fanout import mark_queued, publish_to_lanes
 from herald.models import Reminder, State, delivery_key
 from herald.queues import INTAKE, TASK_INTAKE, make_celery
 from herald.redisconn import settings_client
@@ -71,6 +71,16 @@ class EnqueueResult:
         return out
 
 
+class EnqueueInterrupted(RuntimeError):
+    """Redis failed part-way through ``enqueue_many``: ``results`` are those of the reminders
+    handled before (in input order, from the first), ``cause`` what Redis said."""
+
+    def __init__(self, results: list[EnqueueResult], cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.results = results
+        self.cause = cause
+
+
 def _raw_id(raw: object) -> str | None:
     if isinstance(raw, Reminder):
         return raw.id
@@ -108,11 +118,19 @@ class Producer:
     ) -> list[EnqueueResult]:
         """Enqueue reminders in batches; one result per input, in input order.
 
-        ``progress`` is called with the number of reminders handled after each batch.
+        ``progress`` is called with the number of reminders handled after each batch. When
+        Redis fails part-way (unreachable, or full), :class:`EnqueueInterrupted` carries the
+        results of the batches already stored; sending the same reminders again is safe (those
+        answer ``duplicate``).
         """
         results: list[EnqueueResult] = []
         for chunk in _chunks(iter(reminders), self.settings.intake_batch):
-            results.extend(self._enqueue_chunk(chunk))
+            try:
+                results.extend(self._enqueue_chunk(chunk))
+            except EnqueueInterrupted as exc:
+                raise EnqueueInterrupted([*results, *exc.results], exc.cause) from exc.cause
+            except (redis.RedisError, OperationalError) as exc:
+                raise EnqueueInterrupted(results, exc) from exc
             if progress is not None:
                 progress(len(chunk))
         return results
@@ -129,11 +147,14 @@ class Producer:
         if valid:
             specs, keys = [], []
             for _, reminder in valid:
-                spec, spec_keys = self._spec(reminder, now)
+                spec, spec_keys = self._spec(reminder)
                 specs.append(spec)
                 keys.extend(spec_keys)
             keys.append(store.DEADLINES)
-            answers = self._intake(keys=keys, args=[store.PREFIX, orjson.dumps(specs)])
+            s = self.settings
+            args: list[str | bytes | float] = [store.PREFIX, orjson.dumps(specs), clock.offset()]
+            args += [s.retention_days * 86400, s.hold_seconds]
+            answers = self._intake(keys=keys, args=args)
             to_publish: dict[str, str] = {}  # delivery key -> category (it decides the lane)
             for (index, reminder), (status, accepted_at) in zip(valid, answers, strict=True):
                 status = status.decode()
@@ -148,29 +169,26 @@ class Producer:
                     deliveries=deliveries if status != "conflict" else [],
                 )
             if to_publish:
-                self.publish(list(to_publish), to_publish)
+                try:
+                    self.publish(list(to_publish), to_publish)
+                except (redis.RedisError, OperationalError) as exc:
+                    # stored, so accepted: the reconciler publishes them once their deadline
+                    # (HERALD_HOLD_SECONDS) passes
+                    raise EnqueueInterrupted([r for r in results if r is not None], exc) from exc
         return [r for r in results if r is not None]
 
-    def _spec(self, reminder: Reminder, now: datetime) -> tuple[dict[str, Any], list[str]]:
+    def _spec(self, reminder: Reminder) -> tuple[dict[str, Any], list[str]]:
+        """What ``lua/intake.lua`` stores for ``reminder``; the times that depend on "now"
+        (accepted_at, a default expiry, the deadlines) it takes from Redis's clock."""
         kind = self.catalog.get(reminder.kind)
         body = reminder.canonical()
-        start = reminder.not_before or now
-        expires = reminder.expires_at or (max(start, now) + kind.default_expiry)
-        ts = now.timestamp()
-        expires_ts = expires.timestamp()
-        not_before = f"{reminder.not_before.timestamp():.3f}" if reminder.not_before else ""
-        ttl = int(expires_ts - ts) + self.settings.retention_days * 86400
-        # Handled (sent, or set aside in the scheduler until not_before) within one visibility
-        # timeout, or the reconciler re-publishes it.
-        deadline = ts + self.settings.visibility_timeout
+        not_before = reminder.not_before.timestamp() if reminder.not_before else None
         common = {
             "reminder_id": reminder.id,
             "account_id": reminder.account_id,
             "kind": reminder.kind,
             "category": kind.category,
-            "accepted_at": f"{ts:.3f}",
-            "expires_at": f"{expires_ts:.3f}",
-            "not_before": not_before,
+            "not_before": f"{not_before:.3f}" if not_before is not None else "",
         }
         record = {**common, "body": body.decode(), "digest": hashlib.sha256(body).hexdigest()}
         record["channels"] = ",".join(reminder.channels)
@@ -178,15 +196,15 @@ class Producer:
         keys = [store.reminder_key(reminder.id)]
         for channel in reminder.channels:
             member = delivery_key(reminder.id, channel)
-            fields = {**common, "channel": channel, "state": State.ACCEPTED.value}
-            fields.update(updated_at=f"{ts:.3f}", attempts="0")
-            deliveries.append({"member": member, "deadline": deadline, "fields": _flat(fields)})
+            fields = {**common, "channel": channel, "state": State.ACCEPTED.value, "attempts": "0"}
+            deliveries.append({"member": member, "fields": _flat(fields)})
             keys.append(store.delivery_redis_key(member))
         spec = {
             "fields": _flat(record),
-            "ttl": ttl,
             "digest": record["digest"],
-            "accepted_at": f"{ts:.3f}",
+            "expires_at": reminder.expires_at.timestamp() if reminder.expires_at else False,
+            "expiry": kind.default_expiry.total_seconds(),
+            "not_before": not_before if not_before is not None else False,
             "deliveries": deliveries,
         }
         return spec, keys
@@ -199,12 +217,15 @@ class Producer:
         one Celery message per channel instead of two. More go to ``herald.intake`` in intake
         batches, and its task fans them out.
         """
-        if categories is not None and 0 < len(deliveries) <= self.settings.direct_publish:
-            publish_to_lanes(self.celery, deliveries, categories, self.settings.channel_batch)
-            return
-        size = self.settings.intake_batch
-        for start in range(0, len(deliveries), size):
-            self.celery.send_task(TASK_INTAKE, args=[deliveries[start : start + size]], queue=INTAKE)
+        s = self.settings
+        if categories is not None and 0 < len(deliveries) <= s.direct_publish:
+            publish_to_lanes(self.celery, deliveries, categories, s.channel_batch)
+        else:
+            for start in range(0, len(deliveries), s.intake_batch):
+                self.celery.send_task(
+                    TASK_INTAKE, args=[deliveries[start : start + s.intake_batch]], queue=INTAKE
+                )
+        mark_queued(self.redis, deliveries, s.visibility_timeout)
 
     def close(self) -> None:
         """Release the Redis and broker connections."""
@@ -242,4 +263,4 @@ def enqueue_many(reminders: Iterable[Reminder | Mapping[str, Any]]) -> list[Enqu
     return default_producer().enqueue_many(reminders)
 
 
-__all__ = ["EnqueueResult", "Producer", "enqueue", "enqueue_many"]
+__all__ = ["EnqueueInterrupted", "EnqueueResult", "Producer", "enqueue", "enqueue_many"]

@@ -124,7 +124,8 @@ class Reconciler:
     """Finds overdue deliveries and re-publishes the lost ones, ``settings.reconcile_rate`` a second.
 
     Parameters: ``settings``; ``app``, the Celery app to publish with; ``client``, a synchronous
-    Redis client; ``clock`` (default :func:`herald.clock.time`) for deadlines and the rate; and
+    Redis client; ``clock`` (default :func:`herald.clock.time`) for the rate (deadlines are
+    compared on Redis's clock); and
     ``publish``, called with each pass's keys (default: :func:`herald.fanout.publish_deliveries`
     in batches of ``HERALD_CHANNEL_BATCH``).
     """
@@ -149,25 +150,23 @@ class Reconciler:
         self._stop = threading.Event()
 
     def _publish(self, keys: list[str]) -> None:
-        publish_deliveries(self.app, self.redis, keys, self.settings.channel_batch)
+        s = self.settings
+        publish_deliveries(self.app, self.redis, keys, s.channel_batch, s.visibility_timeout)
 
     def reconcile_once(self) -> PassReport:
         """One pass: decide on overdue deliveries and re-publish up to the rate's budget.
 
-        A key is published after its deadline moved: if publishing fails, the key is overdue
-        again one visibility timeout later and is found again, so nothing is lost.
+        A key is published after its deadline moved (to ``HERALD_HOLD_SECONDS`` ahead, on
+        Redis's clock): if publishing fails, the key is overdue again then and is found again,
+        so nothing is lost; once published, its deadline is the broker's (the visibility
+        timeout).
         """
         budget = self.budget.available()
         if budget < 1:
             return PassReport(limited=True)
-        now = self.clock()
-        args: list[str | float] = [
-            store.PREFIX,
-            now,
-            budget,
-            budget + SCAN_EXTRA,
-            self.settings.visibility_timeout,
-        ]
+        s = self.settings
+        args: list[str | float] = [store.PREFIX, clock.offset(), budget, budget + SCAN_EXTRA]
+        args += [s.visibility_timeout, s.hold_seconds, s.retention_days * 86400]
         keys, counts = self._script(keys=[store.DEADLINES, store.SCHEDULED, store.RECONCILE], args=args)
         report = PassReport(
             republished=[k.decode() if isinstance(k, bytes) else str(k) for k in keys],

@@ -200,6 +200,38 @@ def async_redis_client(url: str, settings: Settings | None = None, **kwargs: Any
     return master_for(options.master_name(), **_master_kwargs(target, kwargs))
 
 
+MEMORY_WARNING = 0.9
+"""The share of ``maxmemory`` past which ``/healthz`` reports memory pressure (writes fail at 1)."""
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis refusing a write because it reached ``maxmemory`` (directly, or
+    wrapped by kombu on a publish)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, redis.exceptions.OutOfMemoryError) or "OOM command not allowed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def describe_failure(exc: BaseException, url: str) -> str:
+    """What went wrong talking to Redis, in words an operator acts on: a full Redis (it answers
+    but refuses writes) is not an unreachable one."""
+    if is_full(exc):
+        return (
+            f"Redis at {display_redis_url(url)} is full: it refuses writes (used memory reached "
+            "maxmemory). Free memory or raise maxmemory; nothing is lost by trying again"
+        )
+    return f"cannot reach Redis at {display_redis_url(url)}: {exc}"
+
+
+def memory_use(client: redis.Redis) -> tuple[int, int]:
+    """``(used_memory, maxmemory)`` in bytes; maxmemory 0 means no limit."""
+    info: dict[str, Any] = client.info("memory")
+    return int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+
+
 def settings_client(settings: Settings, **kwargs: Any) -> redis.Redis:
     """A synchronous client on ``settings.redis_url`` with ``settings``' Sentinel options."""
     return redis_client(settings.redis_url, settings, **kwargs)

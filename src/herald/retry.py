@@ -29,6 +29,9 @@ log = logging.getLogger("herald.retry")
 
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 """Redis unreachable, a connection reset, or Redis still loading its data after a restart."""
+REDIS_UNAVAILABLE = (*REDIS_DOWN, redis.exceptions.OutOfMemoryError)
+"""Redis down, or full (refusing writes at maxmemory): either way nothing can be claimed or
+recorded until it is back, and both are waited out the same way."""
 
 
 def _retry_after(state: RetryCallState) -> float:
@@ -72,11 +75,11 @@ def redis_patience(settings: Settings, what: str) -> AsyncRetrying:
     def note(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
-            "redis unreachable while %s (%s); trying again (attempt %d)", what, exc, state.attempt_number
+            "redis unavailable while %s (%s); trying again (attempt %d)", what, exc, state.attempt_number
         )
 
     return AsyncRetrying(
-        retry=retry_if_exception_type(REDIS_DOWN),
+        retry=retry_if_exception_type(REDIS_UNAVAILABLE),
         stop=stop_after_delay(settings.redis_wait),
         wait=wait_exponential(multiplier=0.1, max=5.0),
         before_sleep=note,

@@ -40,11 +40,9 @@ class Scheduler:
 
     def expire_leases(self, limit: int = 500) -> list[str]:
         """Settle deliveries whose lease ended without a result (``in_doubt``, or resent by policy)."""
-        now = clock.time()
         args: list[str | float] = [
             store.PREFIX,
-            now,
-            store.iso(now),
+            clock.offset(),
             self.settings.events_maxlen,
             limit,
             self.settings.in_doubt_categories,
@@ -62,10 +60,12 @@ class Scheduler:
         """Publish every delivery due now (in rounds of ``limit``); returns how many."""
         total = 0
         while True:
-            due = self._due(keys=[store.SCHEDULED], args=[store.PREFIX, clock.time(), limit])
+            args: list[str | float] = [store.PREFIX, clock.offset(), limit, self.settings.hold_seconds]
+            due = self._due(keys=[store.SCHEDULED, store.DEADLINES], args=args)
             keys = [k.decode() for k in due]
             if keys:
-                publish_deliveries(self.app, self.redis, keys, self.settings.channel_batch)
+                s = self.settings
+                publish_deliveries(self.app, self.redis, keys, s.channel_batch, s.visibility_timeout)
                 total += len(keys)
             if len(keys) < limit:
                 return total

@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from herald import clock
+
 PREFIX = "herald:"
 EVENTS = PREFIX + "events"
 SCHEDULED = PREFIX + "scheduled"
@@ -38,6 +40,9 @@ LEASES = PREFIX + "leases"
 IN_DOUBT = PREFIX + "indoubt"
 SCRIPTS = (
     "intake",
+    "load",
+    "keep",
+    "queued",
     "claim",
     "settle",
     "defer",
@@ -81,6 +86,13 @@ def script_source(name: str) -> str:
     lua = resources.files("herald") / "lua"
     common = (lua / "_common.lua").read_text("utf-8")
     return common + "\n" + (lua / f"{name}.lua").read_text("utf-8")
+
+
+def redis_now(client: Any) -> float:
+    """Now on Redis's clock (``TIME``) plus the test offset: the clock every script compares
+    with, for the few times Python must write one down itself (when a hold began)."""
+    seconds, micros = client.time()
+    return float(seconds) + float(micros) / 1_000_000 + clock.offset()
 
 
 def iso(ts: float | str | None) -> str:

@@ -8,9 +8,15 @@ Redis layout, per account:
 
 | key | type | holds |
 | --- | --- | --- |
-| ``herald:holds:<account>`` | hash | hold id -> the hold as compact JSON; ``^<category>`` -> the mark |
+| ``herald:hold:<account>`` | hash | hold id -> the hold as compact JSON; ``^<category>`` -> the mark |
 | ``herald:holds:index`` | sorted set | accounts with holds (for listing) |
-| ``herald:suppression:marker`` | string | present when the store is populated; without it nothing is sent |
+| ``herald:holds:audit`` | stream | every change (who, when, what, before and after) |
+| ``herald:suppression:ready`` | string | present when the store is populated; without it nothing is sent |
+
+Account ids live alone under ``herald:hold:``: no account id (``index``, ``audit``...) can name
+another structure. Stores written before this layout (accounts under ``herald:holds:``, marker
+``herald:suppression:marker``) send nothing until ``herald suppress init`` moves them
+(:func:`migrate_layout`).
 
 A mark (``^collection`` -> ``"<epoch seconds> <hold id>"``) records when the account's latest
 hold of a category began. It outlives the hold: it implements "decided before the agreement". A
@@ -38,11 +44,14 @@ import redis
 from herald import clock, store
 from herald.models import Category
 
-HOLDS = store.PREFIX + "holds:"
+HOLDS = store.PREFIX + "hold:"
 MARK_PREFIX = "^"
 INDEX = store.PREFIX + "holds:index"
 AUDIT = store.PREFIX + "holds:audit"
-MARKER = store.PREFIX + "suppression:marker"
+MARKER = store.PREFIX + "suppression:ready"
+LEGACY_HOLDS = store.PREFIX + "holds:"
+"""Where accounts' holds lived before their own namespace (beside the index and the audit)."""
+LEGACY_MARKER = store.PREFIX + "suppression:marker"
 AUDIT_MAXLEN = 10_000_000
 COMPACT_VALUE = 256
 """``hash-max-listpack-value`` under which an account's holds hash stays compact (listpack): a
@@ -53,6 +62,39 @@ CATEGORIES: tuple[Category, ...] = ("collection", "agreement", "transactional")
 def holds_key(account: str) -> str:
     """The hash of an account's holds."""
     return HOLDS + account
+
+
+def migrate_layout(client: redis.Redis) -> int:
+    """Move a store written before accounts had their own namespace; returns the accounts moved.
+
+    Only while the old marker is there and the new one is not: the new marker is set last, so
+    until every account is moved, nothing is sent (fail closed). Safe to run again."""
+    legacy = client.get(LEGACY_MARKER)
+    if legacy is None or client.exists(MARKER):
+        return 0
+    moved = 0
+    for start in range(0, 1 << 62, 1000):
+        accounts = [
+            a.decode() if isinstance(a, bytes) else str(a) for a in client.zrange(INDEX, start, start + 999)
+        ]
+        if not accounts:
+            break
+        with client.pipeline(transaction=False) as pipe:
+            for account in accounts:
+                pipe.hgetall(LEGACY_HOLDS + account)
+            found = pipe.execute()
+        with client.pipeline(transaction=True) as pipe:
+            for account, raw in zip(accounts, found, strict=True):
+                if raw and (LEGACY_HOLDS + account) not in (INDEX, AUDIT):
+                    pipe.hset(holds_key(account), mapping=raw)
+                    pipe.delete(LEGACY_HOLDS + account)
+                    moved += 1
+            pipe.execute()
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(MARKER, legacy)
+        pipe.delete(LEGACY_MARKER)
+        pipe.execute()
+    return moved
 
 
 def mark_field(category: str) -> str:
@@ -185,7 +227,10 @@ class SuppressionStore:
         return bool(self.redis.exists(MARKER))
 
     def initialize(self, by: str) -> None:
-        """Mark the store populated. Only after holds are loaded (or there are none yet)."""
+        """Mark the store populated. Only after holds are loaded (or there are none yet); a
+        store of the earlier layout is moved first (:func:`migrate_layout`) and keeps its mark."""
+        if migrate_layout(self.redis) or self.redis.exists(MARKER):
+            return
         self.redis.set(MARKER, orjson.dumps({"by": by, "at": clock.time()}))
 
     # -- reading -------------------------------------------------------------------------
@@ -236,8 +281,11 @@ class SuppressionStore:
     # -- writing -------------------------------------------------------------------------
 
     def add(self, hold: Hold) -> Change:
-        """Add (or replace, same id) a hold; records the mark and the audit entry atomically."""
-        now = clock.time()
+        """Add (or replace, same id) a hold; records the mark and the audit entry atomically.
+
+        A new hold begins at Redis's clock, the clock deliveries are accepted on: a delivery
+        accepted before it is ``superseded`` whatever the clocks of the hosts involved."""
+        now = store.redis_now(self.redis)
         if not hold.created_at:
             hold = Hold(**{**asdict(hold), "created_at": now})
         before_raw = self.redis.hget(holds_key(hold.account_id), hold.id)
@@ -269,7 +317,7 @@ class SuppressionStore:
 
     def add_many(self, holds: list[Hold]) -> list[Change]:
         """Add holds in two pipelined round trips (imports); unchanged ones are left alone."""
-        now = clock.time()
+        now = store.redis_now(self.redis)
         with self.redis.pipeline(transaction=False) as pipe:
             for h in holds:
                 pipe.hget(holds_key(h.account_id), h.id)

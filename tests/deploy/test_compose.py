@@ -111,10 +111,10 @@ def test_depends_on_healthy_only_on_services_with_a_healthcheck(services: dict[s
                 assert "healthcheck" in services[target], f"{name} waits for {target} to be healthy"
 
 
-def test_workers_get_a_quarter_of_the_visibility_timeout_to_stop(services: dict[str, dict[str, Any]]) -> None:
-    quarter = Settings().visibility_timeout / 4
+def test_workers_have_the_time_they_need_to_stop(services: dict[str, dict[str, Any]]) -> None:
+    needed = Settings().stop_within
     for name in ("worker-intake", "worker-sms", "worker-email", "worker-push"):
-        assert _seconds(services[name]["stop_grace_period"]) >= quarter, name
+        assert needed <= _seconds(services[name]["stop_grace_period"]) < 90, name
 
 
 def test_redis_runs_deploy_redis_conf(services: dict[str, dict[str, Any]]) -> None:

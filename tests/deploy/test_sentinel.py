@@ -182,7 +182,7 @@ def test_a_worker_sends_through_sentinel_and_follows_a_failover(
     )
     state = redis_client(url, settings, decode_responses=True)
     SuppressionStore(state).initialize("tests")
-    assert redis.Redis(port=sentinel_setup.master_port).exists("herald:suppression:marker")
+    assert redis.Redis(port=sentinel_setup.master_port).exists("herald:suppression:ready")
     env = {
         **os.environ,
         "HERALD_REDIS_URL": url,

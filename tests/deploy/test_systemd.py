@@ -93,10 +93,10 @@ def test_units_share_the_environment_file_user_and_restart(name: str) -> None:
     assert "network-online.target" in _value(unit, "Wants")
 
 
-def test_a_worker_gets_a_quarter_of_the_visibility_timeout_to_stop() -> None:
+def test_a_worker_has_the_time_it_needs_to_stop_and_less_than_systemds_default() -> None:
     unit = UNITS / "herald-worker@.service"
     assert _value(unit, "KillSignal") == "SIGTERM"  # warm shutdown
-    assert int(_value(unit, "TimeoutStopSec")) >= Settings().visibility_timeout / 4
+    assert Settings().stop_within <= int(_value(unit, "TimeoutStopSec")) < 90
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ One `FaultSystem` per scenario, on its own directory:
 - a clock-offset file shared by every herald process and the test, so that leases, retries,
   scheduled times and the reconciler's deadlines come due without waiting for them.
 
-The visibility timeout is short (`VISIBILITY` s: a claim's lease is a quarter of it, a
-delivery's deadline for the reconciler the whole of it).
+Every setting that decides recovery is at its default: the visibility timeout (an hour: the
+broker's own redelivery of a dead worker's messages never comes within a scenario) and the hold
+(`HOLD` s: a dead process's taken deliveries and leases lapse after it). A crash is recovered
+within a clock advance of `HOLD` plus a few seconds, the 90 s herald promises.
 
 Clock shifts are only made when the system is quiet (`wait_quiet`): no message in a queue, no
 request at the stand-in, nothing due, and every lease left is one a crash left behind (it was
@@ -48,17 +50,20 @@ from tests.faults.partition import Partition
 from tests.harness import READY_TIMEOUT, RedisServer, _start, wait_until, write_clock_offset
 from tests.standins.twilio import FakeTwilio
 
-VISIBILITY = 120
-"""HERALD_VISIBILITY_TIMEOUT for the suite: leases of 30 s, Redis patience of 15 s."""
+VISIBILITY = 3600
+"""The default HERALD_VISIBILITY_TIMEOUT: a published message's deadline for the reconciler."""
+HOLD = 60
+"""The default HERALD_HOLD_SECONDS: a dead process's deliveries are back in work after it."""
 PROVIDER_TIMEOUT = 5.0
 """HERALD_PROVIDER_TIMEOUT: an answer held back longer makes the request ambiguous."""
 SENDER = "+15005550006"
 QUIET_TIMEOUT = 90.0
-STEPS = (VISIBILITY // 4 + 10, VISIBILITY + 15)
-"""Seconds the clock moves in the drain's rounds (the last one repeated): first past every
-lease, the reminders' ``not_before`` and the first retries; then past every reconciler
-deadline. A first step shorter than the visibility timeout keeps deliveries that the scheduler
-has just published from looking lost to the reconciler."""
+STEPS = (HOLD + 15, HOLD + 15, HOLD + 15, VISIBILITY + 15)
+"""Seconds the clock moves in the drain's rounds (the last one repeated): first, in steps within
+the 90 s herald promises, past every hold and lease a crash left, the reminders' ``not_before``
+and the first retries; only then past a broker deadline (a message lost in the broker itself).
+Steps shorter than the visibility timeout keep deliveries that wait in a queue from looking
+lost to the reconciler."""
 
 
 @dataclass
@@ -124,7 +129,6 @@ class FaultSystem:
             "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
             "HERALD_TWILIO_FROM": SENDER,
             "HERALD_TWILIO_API_BASE": self.twilio.url,
-            "HERALD_VISIBILITY_TIMEOUT": str(VISIBILITY),
             "HERALD_PROVIDER_TIMEOUT": str(PROVIDER_TIMEOUT),
             "HERALD_CONNECT_TIMEOUT": "2",
             "HERALD_RATE_SMS": "off",
@@ -236,11 +240,11 @@ class FaultSystem:
                 continue
         return True
 
-    def signal_process(self, name: str, sig: signal.Signals) -> int:
-        """Send ``sig`` to herald ``name``'s main process and wait until it has exited."""
+    def signal_process(self, name: str, sig: signal.Signals, within: float = 60) -> int:
+        """Send ``sig`` to herald ``name``'s main process; it must exit ``within`` seconds."""
         proc = self.procs[name]
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        proc.wait(timeout=within)
         return proc.pid
 
     def kill_worker_process(self, sig: signal.Signals = signal.SIGKILL) -> int:
@@ -260,7 +264,6 @@ class FaultSystem:
         settings = Settings(
             redis_url=self.url,
             templates_dir=self.root / "templates",
-            visibility_timeout=VISIBILITY,
             ledger_url=self.env["HERALD_LEDGER_URL"],
         )
         return Producer(settings)

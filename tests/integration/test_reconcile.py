@@ -2,9 +2,10 @@
 deadline passes, at a bounded rate; waiting, claimed and finished ones never are.
 
 Two settings: a redis-server of its own with no worker and no scheduler (so nothing else moves
-a delivery while a test looks, and the reconciler's clock and publisher are injected: it counts
-what each pass publishes), and the session's running system (real workers and scheduler, clock
-shifted across processes), where a lost delivery is sent exactly once after `herald reconcile`.
+a delivery while a test looks; the test moves this process's clock, which the scripts read as an
+offset to Redis's, and injects the reconciler's publisher: it counts what each pass publishes),
+and the session's running system (real workers and scheduler, clock shifted across processes),
+where a lost delivery is sent exactly once after `herald reconcile`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import redis
 
 from herald import clock, store
 from herald.config import Settings
+from herald.fanout import mark_queued
 from herald.models import Outcome
 from herald.pipeline import BatchReport, Finish, Later, claim, defer, load, settle
 from herald.queues import make_celery
@@ -39,17 +42,23 @@ from tests.harness import (
 
 pytestmark = pytest.mark.integration
 
-VISIBILITY = 3600  # the default visibility timeout: a delivery's first deadline is intake + this
+VISIBILITY = 3600  # the default visibility timeout: a published delivery's deadline is this ahead
+HOLD = 60  # the default hold: an unpublished (or re-published) delivery's deadline is this ahead
 
 
 class Recorder:
-    """A reconciler's publisher that only records what each pass would publish."""
+    """A reconciler's publisher that records what each pass publishes instead of sending it,
+    then hands the deliveries to the broker as publishing does (their deadline: the visibility
+    timeout)."""
 
     def __init__(self) -> None:
         self.passes: list[list[str]] = []
+        self.client: redis.Redis | None = None
 
     def __call__(self, keys: list[str]) -> None:
         self.passes.append(list(keys))
+        if self.client is not None:
+            mark_queued(self.client, keys, VISIBILITY)
 
     @property
     def published(self) -> list[str]:
@@ -57,13 +66,31 @@ class Recorder:
 
 
 class Clock:
-    """A clock the test moves; starts at herald's now."""
+    """This process's clock, which the test moves: the reconciler's rate reads it, and every
+    script adds its offset (``HERALD_CLOCK_OFFSET``, put back after the test) to Redis's clock.
+    Starts at herald's now."""
 
-    def __init__(self) -> None:
-        self.now = clock.time()
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+        self._now = clock.time()
+
+    @property
+    def now(self) -> float:
+        return self._now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._now = value
+        self._monkeypatch.setenv("HERALD_CLOCK_OFFSET", str(value - time.time()))
 
     def __call__(self) -> float:
-        return self.now
+        return self._now
+
+
+@pytest.fixture
+def at(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The test's clock."""
+    return Clock(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +113,9 @@ def bare(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[
 @pytest.fixture
 def own(bare: Settings) -> Settings:
     """The bare Redis with no deadlines, schedule or leases left by an earlier test."""
-    redis.Redis.from_url(bare.redis_url).delete(store.DEADLINES, store.SCHEDULED, store.LEASES)
+    redis.Redis.from_url(bare.redis_url).delete(
+        store.DEADLINES, store.SCHEDULED, store.LEASES, store.IN_DOUBT
+    )
     return bare
 
 
@@ -103,6 +132,7 @@ def _lost(settings: Settings, count: int, **overrides: Any) -> list[str]:
 
 def _reconciler(settings: Settings, at: Clock, recorder: Recorder) -> Reconciler:
     client = redis.Redis.from_url(settings.redis_url)
+    recorder.client = client
     return Reconciler(settings, make_celery(settings), client, clock=at, publish=recorder)
 
 
@@ -129,17 +159,17 @@ def _claim(settings: Settings, key: str) -> dict[str, tuple[str, str]]:
     return result
 
 
-def test_a_lost_delivery_is_republished_once_its_deadline_passed(own: Settings) -> None:
+def test_a_lost_delivery_is_republished_once_its_deadline_passed(own: Settings, at: Clock) -> None:
     (key,) = _lost(own, 1)
-    at, recorder = Clock(), Recorder()
+    recorder = Recorder()
     reconciler = _reconciler(own, at, recorder)
     client = redis.Redis.from_url(own.redis_url, decode_responses=True)
 
     assert key not in reconciler.reconcile_once().republished  # not overdue yet
-    at.now += VISIBILITY + 1
+    at.now += HOLD + 1  # never published: overdue a hold after its acceptance
     report = reconciler.reconcile_once()
     assert key in report.republished
-    assert client.zscore(store.DEADLINES, key) == pytest.approx(at.now + VISIBILITY)
+    assert client.zscore(store.DEADLINES, key) == pytest.approx(at.now + VISIBILITY, abs=1)  # queued
     state = client.hgetall(store.delivery_redis_key(key))
     assert (state["state"], state["reconciled"]) == ("accepted", "1")
 
@@ -150,9 +180,9 @@ def test_a_lost_delivery_is_republished_once_its_deadline_passed(own: Settings) 
     assert recorder.published.count(key) == 2
 
 
-def test_the_rate_bounds_each_pass_and_every_lost_delivery_comes_out_once(own: Settings) -> None:
+def test_the_rate_bounds_each_pass_and_every_lost_delivery_comes_out_once(own: Settings, at: Clock) -> None:
     keys = _lost(own, 45)
-    at, recorder = Clock(), Recorder()
+    recorder = Recorder()
     at.now += VISIBILITY + 1
     reconciler = _reconciler(own, at, recorder)  # 10 keys/s, 2 s interval: at most 20 a pass
 
@@ -171,9 +201,8 @@ def test_the_rate_bounds_each_pass_and_every_lost_delivery_comes_out_once(own: S
     assert sorted(recorder.published) == sorted(keys)  # each exactly once
 
 
-def test_two_reconcilers_never_publish_the_same_key_twice(own: Settings) -> None:
+def test_two_reconcilers_never_publish_the_same_key_twice(own: Settings, at: Clock) -> None:
     keys = set(_lost(own, 60))
-    at = Clock()
     at.now += VISIBILITY + 1
     recorders = [Recorder(), Recorder()]
     reconcilers = [_reconciler(own.model_copy(update={"reconcile_rate": 5000.0}), at, r) for r in recorders]
@@ -202,7 +231,7 @@ def test_two_reconcilers_never_publish_the_same_key_twice(own: Settings) -> None
     assert sorted(published) == sorted(keys)
 
 
-def test_a_delivery_waiting_in_the_scheduler_is_not_republished(own: Settings) -> None:
+def test_a_delivery_waiting_in_the_scheduler_is_not_republished(own: Settings, at: Clock) -> None:
     (key,) = _lost(own, 1)
     due = clock.time() + 600
 
@@ -211,7 +240,7 @@ def test_a_delivery_waiting_in_the_scheduler_is_not_republished(own: Settings) -
         return result
 
     assert _in_pipeline(own, work) == [True]
-    at, recorder = Clock(), Recorder()
+    recorder = Recorder()
     at.now = due + VISIBILITY + 5  # the scheduler has been down for over an hour
     reconciler = _reconciler(own, at, recorder)
     report = reconciler.reconcile_once()
@@ -219,17 +248,17 @@ def test_a_delivery_waiting_in_the_scheduler_is_not_republished(own: Settings) -
     assert report.waiting == 1
     client = redis.Redis.from_url(own.redis_url)
     assert client.zscore(store.SCHEDULED, key) == pytest.approx(due, abs=0.01)  # still the scheduler's
-    assert client.zscore(store.DEADLINES, key) == pytest.approx(at.now + VISIBILITY)
+    assert client.zscore(store.DEADLINES, key) == pytest.approx(at.now + VISIBILITY, abs=1)
 
 
-def test_a_delivery_being_sent_is_left_to_its_lease(own: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_delivery_being_sent_is_left_to_its_lease(own: Settings, at: Clock) -> None:
     (key,) = _lost(own, 1)
     verdict, token = _claim(own, key)[key]
     assert verdict == "claimed"
     client = redis.Redis.from_url(own.redis_url, decode_responses=True)
     lease_until = float(client.hget(store.delivery_redis_key(key), "lease_until") or 0)
 
-    at, recorder = Clock(), Recorder()
+    recorder = Recorder()
     at.now = lease_until - 1  # the intake deadline passed, but the claim moved it to the lease's end
     reconciler = _reconciler(own, at, recorder)
     assert key not in reconciler.reconcile_once().republished
@@ -244,7 +273,6 @@ def test_a_delivery_being_sent_is_left_to_its_lease(own: Settings, monkeypatch: 
     assert client.zscore(store.LEASES, key) == pytest.approx(lease_until)  # back for the sweep
 
     # The scheduler's lease sweep settles it: the provider may have had it, so it is in doubt.
-    monkeypatch.setenv("HERALD_CLOCK_OFFSET", str(at.now - clock.time()))  # the sweep's clock, too
     sweeper = Scheduler(own, make_celery(own), redis.Redis.from_url(own.redis_url))
     assert key in sweeper.expire_leases()
     assert client.hget(store.delivery_redis_key(key), "outcome") == Outcome.IN_DOUBT
@@ -255,7 +283,7 @@ def test_a_delivery_being_sent_is_left_to_its_lease(own: Settings, monkeypatch: 
     assert token  # the claim's token never reached a provider here
 
 
-def test_finished_and_vanished_deliveries_are_never_republished(own: Settings) -> None:
+def test_finished_and_vanished_deliveries_are_never_republished(own: Settings, at: Clock) -> None:
     done, stale = _lost(own, 2)
 
     async def work(rt: Runtime) -> list[bool]:
@@ -267,7 +295,7 @@ def test_finished_and_vanished_deliveries_are_never_republished(own: Settings) -
     assert client.zscore(store.DEADLINES, done) is None  # an outcome removes the deadline
     client.zadd(store.DEADLINES, {done: 1.0})  # ...unless a lost write left a stale entry
     client.delete(store.delivery_redis_key(stale))  # expired from Redis
-    at, recorder = Clock(), Recorder()
+    recorder = Recorder()
     at.now += VISIBILITY + 1
     report = _reconciler(own, at, recorder).reconcile_once()
     assert done not in report.republished
@@ -278,11 +306,11 @@ def test_finished_and_vanished_deliveries_are_never_republished(own: Settings) -
     assert client.hget(store.delivery_redis_key(done), "state") == b"cancelled"
 
 
-def test_the_republished_count_is_kept_for_metrics(own: Settings) -> None:
+def test_the_republished_count_is_kept_for_metrics(own: Settings, at: Clock) -> None:
     client = redis.Redis.from_url(own.redis_url)
     before = int(client.hget(store.RECONCILE, "republished") or 0)
     _lost(own, 3)
-    at, recorder = Clock(), Recorder()
+    recorder = Recorder()
     at.now += VISIBILITY + 1
     report = _reconciler(own.model_copy(update={"reconcile_rate": 5000.0}), at, recorder).reconcile_once()
     assert len(report.republished) == 3
@@ -343,3 +371,18 @@ def test_the_long_running_reconciler_republishes_and_stops_on_sigterm(system: He
     text = log.read_text(errors="replace")
     assert "re-published" in text
     assert lost["id"] not in text  # counts, never keys
+
+
+def test_in_doubt_deliveries_are_listed_for_the_retention_then_dropped_from_the_list(
+    own: Settings, at: Clock
+) -> None:
+    client = redis.Redis.from_url(own.redis_url)
+    client.zadd(store.IN_DOUBT, {"old-reminder:sms": at.now - 60, "new-reminder:sms": at.now + 60})
+    reconciler = _reconciler(own, at, Recorder())
+    reconciler.reconcile_once()
+    assert client.zcard(store.IN_DOUBT) == 2
+
+    at.now += own.retention_days * 86400
+    reconciler.reconcile_once()
+
+    assert client.zrange(store.IN_DOUBT, 0, -1) == [b"new-reminder:sms"]

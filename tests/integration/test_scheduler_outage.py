@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class StopsAfter(Scheduler):
 
 
 def test_a_publish_that_fails_does_not_stop_the_scheduler_and_the_reconciler_finds_the_key(
-    client: redis.Redis, caplog: pytest.LogCaptureFixture
+    client: redis.Redis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = clock.time()
     url = f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/0"
@@ -78,7 +79,8 @@ def test_a_publish_that_fails_does_not_stop_the_scheduler_and_the_reconciler_fin
     assert client.hget(store.delivery_redis_key(KEY), "state") == "scheduled"
 
     published: list[list[str]] = []
-    later = now + VISIBILITY + 1
+    later = now + settings.hold_seconds + 1  # taken off the set, its deadline is a hold away
+    monkeypatch.setenv("HERALD_CLOCK_OFFSET", str(later - time.time()))
     reconciler = Reconciler(
         settings, make_celery(nowhere), client, clock=lambda: later, publish=published.append
     )

@@ -239,7 +239,7 @@ def test_holds_are_stored_compactly_with_their_marks_beside_them(system: Herald)
             by="ops",
         )
     )
-    raw = system.redis().hgetall(f"herald:holds:{account}")
+    raw = system.redis().hgetall(f"herald:hold:{account}")
     assert set(raw) == {"agreement:AGR-9", "^collection"}
     stored = raw["agreement:AGR-9"]
     for implied in (account, "categories", "until", "source"):
@@ -248,7 +248,7 @@ def test_holds_are_stored_compactly_with_their_marks_beside_them(system: Herald)
     [hold] = store.holds(account)
     assert (hold.account_id, hold.source, hold.categories) == (account, "agreement", ("collection",))
     assert store.marks(account)["collection"][1] == "agreement:AGR-9"
-    assert system.redis().object("encoding", f"herald:holds:{account}") == "listpack"
+    assert system.redis().object("encoding", f"herald:hold:{account}") == "listpack"
 
 
 def test_init_advises_when_redis_would_store_holds_as_full_hash_tables(system: Herald) -> None:

@@ -120,7 +120,7 @@ def test_rebuild_refuses_a_ledger_behind_the_audit_stream(client: redis.Redis, e
     holds = SuppressionStore(client)
     apply_event(holds, "acct-a", "AGR-1", "signed")
     make_writer(client, engine).drain()
-    client.delete(store.PREFIX + "suppression:marker")
+    client.delete(store.PREFIX + "suppression:ready")
     apply_event(holds, "acct-b", "AGR-2", "signed")  # not in the ledger yet
 
     with pytest.raises(RebuildRefused, match="herald ledger --once"):

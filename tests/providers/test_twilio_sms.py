@@ -204,5 +204,5 @@ def test_one_batch_of_mixed_fates_keeps_each_outcome(system: Herald, providers: 
         "ambiguous": "in_doubt",
         "held": "suppressed",
     }
-    assert outcome["transient"]["attempts"] == "1"  # one claim; the quick tier retried within it
+    assert outcome["transient"]["attempts"] == "2"  # claimed again before its quick retry
     assert [len(twilio.accepted_to(p)) for p in (fine, transient, ambiguous, held)] == [1, 1, 1, 0]

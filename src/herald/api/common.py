@@ -19,6 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, StringConstraints
 
+from herald.producer import EnqueueInterrupted
+from herald.redisconn import is_full
+
 log = logging.getLogger("herald.api")
 
 
@@ -68,12 +71,23 @@ Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000, strip_w
 
 
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("%s %s: Redis error: %s", request.method, request.url.path, type(exc).__name__)
-    return JSONResponse(
-        {"detail": "Redis is not reachable; try again shortly"},
-        status_code=503,
-        headers={"Retry-After": "5"},
+    if isinstance(exc, EnqueueInterrupted):  # part of an array may be stored: a retry is safe
+        exc = exc.cause if isinstance(exc.cause, Exception) else exc
+    full = is_full(exc)
+    log.warning(
+        "%s %s: Redis error: %s%s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        " (full)" if full else "",
     )
+    detail = (
+        "Redis is full: it refuses writes (maxmemory reached); try again once ops have freed memory "
+        "(reminders already accepted answer duplicate)"
+        if full
+        else "Redis is not reachable; try again shortly"
+    )
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
@@ -90,6 +104,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """503 (not 500) when Redis (as store or as broker) cannot be reached; 422s that always encode."""
     app.add_exception_handler(redis.RedisError, _redis_down)
     app.add_exception_handler(kombu.exceptions.OperationalError, _redis_down)
+    app.add_exception_handler(EnqueueInterrupted, _redis_down)
     app.add_exception_handler(RequestValidationError, _invalid)
 
 

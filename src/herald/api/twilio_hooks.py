@@ -58,17 +58,9 @@ def status_callback(
     if key is None:
         return {"result": "unknown message"}
     delivery = key.decode() if isinstance(key, bytes) else str(key)
-    now = clock.time()
     script = request.app.state.receipt_script
-    args: list[str | float] = [
-        store.PREFIX,
-        delivery,
-        receipt,
-        form.get("ErrorCode", ""),
-        now,
-        store.iso(now),
-        settings.events_maxlen,
-    ]
+    code = form.get("ErrorCode", "")
+    args: list[str | float] = [store.PREFIX, delivery, receipt, code, clock.offset(), settings.events_maxlen]
     done = script(keys=[store.delivery_redis_key(delivery), store.EVENTS], args=args)
     return {"result": "recorded" if done else "not a sent delivery", "delivery": delivery}
 

@@ -131,6 +131,12 @@ class Provider(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
+    def capacity(self) -> int | None:
+        """How many requests this provider can have out at once (its own connection pool), or
+        None for as many as ``HERALD_IN_FLIGHT``: the pipeline never claims more deliveries
+        than can be sent at once, so no claimed delivery waits for a connection."""
+        return None
+
     @abstractmethod
     async def send(self, message: Message) -> SendResult:
         """Deliver one message or raise a ``ProviderError`` subclass."""

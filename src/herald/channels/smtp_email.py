@@ -53,6 +53,10 @@ class SMTPEmailProvider(Provider):
         if s.smtp_tls != "none":
             self._tls = ssl.create_default_context(cafile=str(s.smtp_ca_file) if s.smtp_ca_file else None)
 
+    def capacity(self) -> int:
+        """One request per pooled connection (``HERALD_SMTP_POOL``)."""
+        return self.settings.smtp_pool
+
     async def close(self) -> None:
         """Quit every pooled connection."""
         while self._pool is not None and not self._pool.empty():

@@ -14,7 +14,7 @@ from herald import store
 from herald.commands.common import connect, default_operator, err, fail, make_table, out
 from herald.config import get_settings
 from herald.holdcsv import CSV_COLUMNS, CsvHeaderError, build_hold, import_holds, parse_categories, read_rows
-from herald.suppression import Hold, SuppressionStore, compactness_advice
+from herald.suppression import Hold, SuppressionStore, compactness_advice, migrate_layout
 from herald.timefmt import local_time, local_time_named
 
 app = typer.Typer(help="Hold accounts from contact, lift holds, and see who did what.", no_args_is_help=True)
@@ -78,6 +78,11 @@ def init(
             f"suppression store already marked as populated by {check.marked_by or '?'} at "
             f"{local_time_named(check.marked_at) or '?'}: nothing to do",
             highlight=False,
+        )
+    elif check.action == "migrate":
+        moved = migrate_layout(client)
+        out.print(
+            f"suppression store moved to the current layout ({moved} accounts), mark kept", highlight=False
         )
     else:
         holds.initialize(by)

@@ -35,6 +35,36 @@ def next_opening(now: float, timezone: str, start: time, end: time) -> float | N
     return opening.timestamp()
 
 
+def window_bounds(
+    now: float, timezone: str, start: time, end: time, days: int = 2
+) -> list[tuple[float, float]]:
+    """The recipient's windows from yesterday to ``days`` days ahead, as (open, close) epoch
+    seconds: absolute instants, so the claim can test them on Redis's clock (Lua knows no time
+    zones). A window that wraps past midnight closes the next day."""
+    zone = ZoneInfo(timezone)
+    today = datetime.fromtimestamp(now, tz=zone).date()
+    bounds = []
+    for offset in range(-1, days + 1):
+        day = today + timedelta(days=offset)
+        opening = datetime.combine(day, start, tzinfo=zone)
+        closing_day = day if end == time.max or end > start else day + timedelta(days=1)
+        closing = (
+            datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
+            if end == time.max
+            else datetime.combine(closing_day, end, tzinfo=zone)
+        )
+        bounds.append((opening.timestamp(), closing.timestamp()))
+    return bounds
+
+
+def claim_windows(settings_window: str, category: str, timezone: str, now: float) -> str:
+    """The claim's send-window argument for one delivery (``''`` when no window applies)."""
+    if category != "collection":
+        return ""
+    start, end = parse_window(settings_window)
+    return ";".join(f"{o:.3f},{c:.3f}" for o, c in window_bounds(now, timezone, start, end))
+
+
 class SendWindowGuard(Guard):
     """Defers collection deliveries outside the recipient's allowed hours to the next opening.
 

@@ -48,7 +48,7 @@ class SuppressedGuard(Guard):
             if d.category == "collection":
                 began, hold = marks.get("collection", (0.0, "?"))
                 accepted = d.time("accepted_at") or 0.0
-                if began > accepted:
+                if began and began >= accepted:  # the same millisecond counts as before
                     verdicts[d.key] = Skip(
                         Outcome.SUPPRESSED,
                         f"superseded: decided at {store.iso(accepted)}, before hold {hold} began at "

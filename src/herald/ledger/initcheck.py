@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from herald import store
 from herald.ledger.rebuild import hold_changes_count, optout_changes_count
 from herald.ledger.urls import display_url
-from herald.suppression import MARKER
+from herald.suppression import LEGACY_MARKER, MARKER
 
 
 class InitRefused(RuntimeError):
@@ -34,28 +34,39 @@ class InitRefused(RuntimeError):
 
 @dataclass(frozen=True)
 class InitCheck:
-    """What init should do: ``mark`` the store, or nothing (``present``: already marked)."""
+    """What init should do: ``mark`` the store, ``migrate`` one marked in the earlier layout,
+    or nothing (``present``: already marked)."""
 
-    action: Literal["mark", "present"]
+    action: Literal["mark", "migrate", "present"]
     marked_by: str = ""
     marked_at: str = ""
 
 
+def _marked(raw: bytes | str) -> tuple[str, str]:
+    """Who marked the store and when, as the marker says (blanks for a marker not understood)."""
+    try:
+        marker = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        marker = {}
+    if not isinstance(marker, dict):
+        marker = {}
+    try:
+        when = store.iso(marker.get("at"))
+    except (TypeError, ValueError):
+        when = ""
+    return str(marker.get("by", "")), when
+
+
 def check_init(client: redis.Redis, engine: Engine) -> InitCheck:
-    """Decide whether init may set the marker; ``InitRefused`` when it must not."""
-    raw = client.get(MARKER)
-    if raw is not None:
-        try:
-            marker = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            marker = {}
-        if not isinstance(marker, dict):
-            marker = {}
-        try:
-            when = store.iso(marker.get("at"))
-        except (TypeError, ValueError):
-            when = ""
-        return InitCheck("present", str(marker.get("by", "")), when)
+    """Decide whether init may set the marker; ``InitRefused`` when it must not.
+
+    A store marked in the earlier layout (before accounts had their own namespace) was
+    populated: init moves it and carries its mark over."""
+    current, legacy = client.get(MARKER), client.get(LEGACY_MARKER)
+    if current is not None:
+        return InitCheck("present", *_marked(current))
+    if legacy is not None:
+        return InitCheck("migrate", *_marked(legacy))
     holds, opted = hold_changes_count(engine), optout_changes_count(engine)
     if holds or opted:
         raise InitRefused(

@@ -1,10 +1,18 @@
--- Store a batch of reminders once each, with their deliveries' states.
+-- Store a batch of reminders once each, with their deliveries' states, on Redis's clock.
 -- KEYS: for each reminder, its record key then its delivery keys; then the deadlines zset.
--- ARGV[1]: prefix; ARGV[2]: JSON array, one object per reminder:
---   {fields = [...], ttl = seconds, digest = hex, deliveries = [{member, deadline, fields}]}
+-- ARGV: [1] prefix, [2] JSON array, one object per reminder:
+--   {fields = [...], digest = hex, expires_at = epoch s or false, expiry = seconds after
+--    max(now, not_before) when expires_at is false, not_before = epoch s or false,
+--    deliveries = [{member, fields}]},
+--   [3] clock offset (s), [4] retention (s kept after expiry), [5] publish grace (s): until the
+--   message is published, a delivery's deadline is this close (see queued.lua)
+-- Each record gets accepted_at (now) and expires_at; each delivery also updated_at.
 -- Returns, per reminder: {status, accepted_at} with status accepted | duplicate | conflict.
 local specs = cjson.decode(ARGV[2])
 local deadlines = KEYS[#KEYS]
+local now = clock(ARGV[3])
+local retention, grace = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now_text = string.format('%.3f', now)
 local out = {}
 local k = 1
 for i, s in ipairs(specs) do
@@ -17,16 +25,26 @@ for i, s in ipairs(specs) do
     out[i] = {status, existing[2] or ''}
     k = k + #s.deliveries
   else
+    local expires = s.expires_at
+    if not expires then
+      local start = now
+      if s.not_before and s.not_before > now then start = s.not_before end
+      expires = start + s.expiry
+    end
+    local ttl = math.max(1, math.floor(expires - now + retention))
+    local times = {'accepted_at', now_text, 'expires_at', string.format('%.3f', expires)}
     redis.call('HSET', rkey, unpack(s.fields))
-    redis.call('EXPIRE', rkey, s.ttl)
+    redis.call('HSET', rkey, unpack(times))
+    redis.call('EXPIRE', rkey, ttl)
     for _, d in ipairs(s.deliveries) do
       local dkey = KEYS[k]
       k = k + 1
       redis.call('HSET', dkey, unpack(d.fields))
-      redis.call('EXPIRE', dkey, s.ttl)
-      redis.call('ZADD', deadlines, d.deadline, d.member)
+      redis.call('HSET', dkey, 'accepted_at', now_text, 'expires_at', times[4], 'updated_at', now_text)
+      redis.call('EXPIRE', dkey, ttl)
+      redis.call('ZADD', deadlines, now + grace, d.member)
     end
-    out[i] = {'accepted', s.accepted_at}
+    out[i] = {'accepted', now_text}
   end
 end
 return out

@@ -1,0 +1,21 @@
+-- Deliveries whose message was just published: the broker is now responsible for them.
+-- KEYS: [1] deadlines zset
+-- ARGV: [1] prefix, [2] clock offset (s), [3] the visibility timeout (s): how long a message may
+--       wait in its queue before the reconciler presumes it lost, [4] the publishing process's
+--       holder id ('' for a producer, which holds nothing), [5..] delivery keys
+-- A delivery still pending, not held by another process (a worker may have taken it already:
+-- its hold stands), gets the deadline now + the visibility timeout. Returns how many.
+local now = clock(ARGV[2])
+local deadline = now + tonumber(ARGV[3])
+local moved = 0
+for i = 5, #ARGV do
+  local member = ARGV[i]
+  local dkey = ARGV[1] .. 'd:' .. member
+  local d = redis.call('HMGET', dkey, 'state', 'holder')
+  if d[1] and PENDING[d[1]] and (not d[2] or d[2] == ARGV[4]) then
+    redis.call('HDEL', dkey, 'holder')
+    redis.call('ZADD', KEYS[1], 'XX', deadline, member)
+    moved = moved + 1
+  end
+end
+return moved
