@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from herald.guards.base import Defer, Delivery, Guard, GuardContext, Verdict
@@ -58,11 +59,19 @@ def window_bounds(
 
 
 def claim_windows(settings_window: str, category: str, timezone: str, now: float) -> str:
-    """The claim's send-window argument for one delivery (``''`` when no window applies)."""
+    """The claim's send-window argument for one delivery (``''`` when no window applies).
+
+    The same for every delivery to one time zone within an hour (yesterday's to the day
+    after tomorrow's windows cover any moment of it), so it is computed once per hour and zone."""
     if category != "collection":
         return ""
+    return _windows_of_the_hour(settings_window, timezone, int(now // 3600))
+
+
+@lru_cache(maxsize=4096)
+def _windows_of_the_hour(settings_window: str, timezone: str, hour: int) -> str:
     start, end = parse_window(settings_window)
-    return ";".join(f"{o:.3f},{c:.3f}" for o, c in window_bounds(now, timezone, start, end))
+    return ";".join(f"{o:.3f},{c:.3f}" for o, c in window_bounds(hour * 3600.0, timezone, start, end))
 
 
 class SendWindowGuard(Guard):

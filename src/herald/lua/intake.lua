@@ -32,18 +32,28 @@ for i, s in ipairs(specs) do
       expires = start + s.expiry
     end
     local ttl = math.max(1, math.floor(expires - now + retention))
-    local times = {'accepted_at', now_text, 'expires_at', string.format('%.3f', expires)}
-    redis.call('HSET', rkey, unpack(s.fields))
-    redis.call('HSET', rkey, unpack(times))
+    local expires_text = string.format('%.3f', expires)
+    local fields = s.fields
+    table.insert(fields, 'accepted_at')
+    table.insert(fields, now_text)
+    table.insert(fields, 'expires_at')
+    table.insert(fields, expires_text)
+    redis.call('HSET', rkey, unpack(fields))
     redis.call('EXPIRE', rkey, ttl)
+    local due = {}
     for _, d in ipairs(s.deliveries) do
       local dkey = KEYS[k]
       k = k + 1
-      redis.call('HSET', dkey, unpack(d.fields))
-      redis.call('HSET', dkey, 'accepted_at', now_text, 'expires_at', times[4], 'updated_at', now_text)
+      fields = d.fields
+      for _, v in ipairs({'accepted_at', now_text, 'expires_at', expires_text, 'updated_at', now_text}) do
+        table.insert(fields, v)
+      end
+      redis.call('HSET', dkey, unpack(fields))
       redis.call('EXPIRE', dkey, ttl)
-      redis.call('ZADD', deadlines, now + grace, d.member)
+      table.insert(due, now + grace)
+      table.insert(due, d.member)
     end
+    redis.call('ZADD', deadlines, unpack(due))
     out[i] = {'accepted', now_text}
   end
 end

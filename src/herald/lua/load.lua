@@ -13,6 +13,7 @@
 local now = clock(ARGV[2])
 local hold, me = tonumber(ARGV[3]), ARGV[4]
 local out = {tostring(now)}
+local taken = {}
 for i = 5, #ARGV do
   local member = ARGV[i]
   local dkey = ARGV[1] .. 'd:' .. member
@@ -27,18 +28,20 @@ for i = 5, #ARGV do
   elseif not PENDING[f.state] then
     answer = {'not_pending', f.state}
   else
-    local due = redis.call('ZSCORE', KEYS[2], member)
-    local deadline = tonumber(redis.call('ZSCORE', KEYS[1], member) or '0')
+    local due = nil
+    if f.state ~= 'accepted' then due = redis.call('ZSCORE', KEYS[2], member) end
     if due and tonumber(due) > now then
       answer = {'waiting', due}
-    elseif f.holder and f.holder ~= me and deadline > now then
+    elseif f.holder and f.holder ~= me and tonumber(redis.call('ZSCORE', KEYS[1], member) or '0') > now then
       answer = {'held', f.holder}
     else
-      redis.call('HSET', dkey, 'holder', me)
-      redis.call('ZADD', KEYS[1], now + hold, member)
+      if f.holder ~= me then redis.call('HSET', dkey, 'holder', me) end
+      table.insert(taken, now + hold)
+      table.insert(taken, member)
       answer = {'ok', '', h, r[1], r[2] or ''}
     end
   end
   table.insert(out, answer)
 end
+if #taken > 0 then redis.call('ZADD', KEYS[1], unpack(taken)) end
 return out

@@ -7,15 +7,16 @@
 -- its hold stands), gets the deadline now + the visibility timeout. Returns how many.
 local now = clock(ARGV[2])
 local deadline = now + tonumber(ARGV[3])
-local moved = 0
+local moving = {}
 for i = 5, #ARGV do
   local member = ARGV[i]
   local dkey = ARGV[1] .. 'd:' .. member
   local d = redis.call('HMGET', dkey, 'state', 'holder')
   if d[1] and PENDING[d[1]] and (not d[2] or d[2] == ARGV[4]) then
-    redis.call('HDEL', dkey, 'holder')
-    redis.call('ZADD', KEYS[1], 'XX', deadline, member)
-    moved = moved + 1
+    if d[2] then redis.call('HDEL', dkey, 'holder') end
+    table.insert(moving, deadline)
+    table.insert(moving, member)
   end
 end
-return moved
+if #moving > 0 then redis.call('ZADD', KEYS[1], 'XX', unpack(moving)) end
+return #moving / 2
