@@ -326,13 +326,20 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
     an outage where it stands (its claim, or its record).
     """
     report = BatchReport()
-    async for attempt in redis_patience(rt.settings, f"processing a {channel} batch"):
-        with attempt:
-            ready = await _prepare(rt, report, channel, keys)
+    try:
+        async for attempt in redis_patience(rt.settings, f"processing a {channel} batch"):
+            with attempt:
+                ready = await _prepare(rt, report, channel, keys)
+    except BaseException:
+        for key in keys:  # no longer renewed: the reconciler takes them over
+            rt.keeper.release(key)
+        raise
     answers = await asyncio.gather(*(_deliver(rt, report, d, m) for d, m in ready), return_exceptions=True)
     failures = [a for a in answers if isinstance(a, BaseException)]
     for (d, _), answer in zip(ready, answers, strict=True):
         if isinstance(answer, BaseException):
+            # no longer renewed: the reconciler (or, once claimed, the lease sweep) takes over
+            rt.keeper.release(d.key)
             log.error("%s: not recorded: %s", d.key, answer)
     if failures:  # every delivery had its turn; the first failure is the task's
         raise failures[0]
