@@ -16,8 +16,8 @@ from pathlib import Path
 
 import redis
 
-from herald.embedded import free_port, start_redis
-from herald.suppression import AUDIT, Hold, SuppressionStore
+from herald.holds.suppression import AUDIT, Hold, SuppressionStore
+from herald.ops.embedded import free_port, start_redis
 
 
 def main(count: int) -> None:

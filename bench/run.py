@@ -36,9 +36,9 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from herald.embedded import free_port, start_redis  # noqa: E402
-from herald.producer import Producer  # noqa: E402
-from herald.suppression import SuppressionStore  # noqa: E402
+from herald.holds.suppression import SuppressionStore  # noqa: E402
+from herald.intake.producer import Producer  # noqa: E402
+from herald.ops.embedded import free_port, start_redis  # noqa: E402
 from tests.standins.twilio import FakeTwilio  # noqa: E402
 
 SENDER = "+15005550006"

@@ -19,7 +19,7 @@ from celery import Celery
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from herald.config import Settings
-from herald.queues import celery_config
+from herald.state.queues import celery_config
 
 NOOP_QUEUE = "bench.noop"
 NAIVE_QUEUE = "bench.naive"

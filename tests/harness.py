@@ -29,14 +29,14 @@ import redis
 from celery import Celery
 from kombu.transport.redis import Channel as KombuChannel
 
-from herald import store
 from herald.clock import time as clock_now
 from herald.config import Settings
-from herald.embedded import EmbeddedRedisError, free_port, start_redis
-from herald.heartbeat import queued_messages
-from herald.producer import Producer
-from herald.scheduler import Scheduler
-from herald.suppression import SuppressionStore
+from herald.delivery.scheduler import Scheduler
+from herald.holds.suppression import SuppressionStore
+from herald.intake.producer import Producer
+from herald.ops.embedded import EmbeddedRedisError, free_port, start_redis
+from herald.ops.heartbeat import queued_messages
+from herald.state import store
 
 READY_TIMEOUT = 60.0
 OUTCOME_TIMEOUT = 30.0
@@ -149,9 +149,9 @@ class HeldBackProducer(Producer):
 def claim_only(settings: Settings, key: str) -> str:
     """Take one stored delivery through the pipeline up to its claim, as a worker would just
     before its provider call, and stop there (the claim's answer: ``claimed`` or why not)."""
+    from herald.delivery.pipeline import BatchReport, claim, load
+    from herald.delivery.runtime import Runtime
     from herald.models import split_delivery_key
-    from herald.pipeline import BatchReport, claim, load
-    from herald.runtime import Runtime
 
     async def go() -> str:
         rt = Runtime(settings)

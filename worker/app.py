@@ -8,13 +8,13 @@ from typing import Any
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown, worker_shutting_down
 
-from herald import heartbeat, watchdog
 from herald.config import get_settings
-from herald.queues import make_celery
+from herald.ops import heartbeat, watchdog
+from herald.state.queues import make_celery
 
 app: Celery = make_celery(main="worker")
 app.conf.imports = ["worker.tasks"]
-# Messages Celery cannot turn into a herald task go to the dead-letter stream (herald.poison).
+# Messages Celery cannot turn into a herald task go to the dead-letter stream (herald.state.poison).
 app.conf.worker_consumer = "worker.consumer:Consumer"
 
 logging.getLogger("herald").setLevel(logging.INFO)
@@ -22,7 +22,7 @@ logging.getLogger("herald").setLevel(logging.INFO)
 
 @worker_ready.connect
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
-    """Tell ``/healthz`` this process consumes (herald:workers:<host>:<pid>, see herald.heartbeat)."""
+    """Tell ``/healthz`` this process consumes (herald:workers:<host>:<pid>, see herald.ops.heartbeat)."""
     settings = get_settings()
     node = str(getattr(sender, "hostname", "") or "")
     heartbeat.start_process_heartbeat(settings.redis_url, settings.heartbeat_interval, node=node)
@@ -35,7 +35,7 @@ worker_shutdown.connect(lambda **_: heartbeat.stop_process_heartbeat(), weak=Fal
 
 @worker_ready.connect
 def _start_watchdog(sender: Any = None, **_: Any) -> None:
-    """Exit when this process's queues wait and it consumes nothing (see herald.watchdog)."""
+    """Exit when this process's queues wait and it consumes nothing (see herald.ops.watchdog)."""
     queues = sorted(app.amqp.queues.consume_from)
     node = str(getattr(sender, "hostname", "") or "")
     watchdog.start_process_watchdog(get_settings(), queues, node=node)

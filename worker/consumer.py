@@ -5,7 +5,7 @@ or a body it cannot decode is logged and acknowledged, but a task message of the
 (a body that is not ``[args, kwargs, embed]``, a missing ``id``, a task name that is not a
 string) raises inside the consumer's event loop; the worker process exits and the message,
 restored from kombu's unacknowledged set, stops the next one too. Here each of those cases is
-recorded in the dead-letter stream (``herald.poison``) and rejected without requeue (on Redis
+recorded in the dead-letter stream (``herald.state.poison``) and rejected without requeue (on Redis
 that removes it). Celery's own handlers are replaced, not called: they log the message body,
 which may hold personal data; herald logs a masked sample. The signals (``task_unknown``,
 ``task_rejected``) and the task-failed event for an unknown task are still sent.
@@ -22,8 +22,8 @@ from celery import signals
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.message import Message
 
-from herald import poison
 from herald.config import get_settings
+from herald.state import poison
 
 log = logging.getLogger("herald.worker")
 

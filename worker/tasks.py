@@ -1,7 +1,7 @@
 """Thin tasks: each hands its batch of keys to herald and returns.
 
 No ETA, countdown or Celery retry is used: waits go through herald's scheduler. Arguments that
-are not what herald publishes are dead-lettered (``herald.poison``), and the good keys among
+are not what herald publishes are dead-lettered (``herald.state.poison``), and the good keys among
 them still go to work.
 """
 
@@ -14,15 +14,15 @@ from typing import Any
 import redis
 from celery import Task
 from celery.signals import worker_shutting_down
+from herald.state.fanout import mark_queued, publish_deliveries
 
-from herald import poison
-from herald.aio import loop_thread
 from herald.config import get_settings
-from herald.fanout import mark_queued, publish_deliveries
-from herald.pipeline import process_batch
-from herald.queues import TASK_DELIVER, TASK_INTAKE
-from herald.redisconn import settings_client
-from herald.runtime import Runtime
+from herald.delivery.aio import loop_thread
+from herald.delivery.pipeline import process_batch
+from herald.delivery.runtime import Runtime
+from herald.state import poison
+from herald.state.queues import TASK_DELIVER, TASK_INTAKE
+from herald.state.redisconn import settings_client
 from worker.app import app
 
 log = logging.getLogger("herald.worker")
@@ -70,7 +70,7 @@ def _dead_letter(task: Task[Any, Any], problem: str, args: tuple[Any, ...], kwar
 @worker_shutting_down.connect
 def _stop_taking(**_: Any) -> None:
     """A warm shutdown began: deliveries not yet claimed are handed back instead of waiting for a
-    send slot; claimed ones finish their request and are recorded (``herald.pipeline``)."""
+    send slot; claimed ones finish their request and are recorded (``herald.delivery.pipeline``)."""
     rt = _runtime
     if rt is not None and rt.pid == loop_thread().pid:
         loop_thread().loop.call_soon_threadsafe(rt.stopping.set)

@@ -14,6 +14,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herald.values.caps import parse_caps
+from herald.values.ledger_urls import normalize_url
+from herald.values.rates import parse_rate
+from herald.values.redis_urls import is_sentinel, parse_sentinel
+
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -22,112 +27,270 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    # with a sentinel:// HERALD_REDIS_URL: the monitored master's name; the Sentinels' password
-    redis_sentinel_master: str | None = None
-    redis_sentinel_password: SecretStr | None = None
-    templates_dir: Path = Path("./templates")
-    outbox_dir: Path = Path("./var/outbox")
-
-    sms_provider: Literal["outbox", "twilio"] = "outbox"
-    email_provider: Literal["outbox", "smtp"] = "outbox"
-    push_provider: Literal["outbox", "fcm"] = "outbox"
-
+    # -- Redis, templates, providers ---------------------------------------------------------
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Broker and state: `redis://`, `rediss://`, `unix://`, or Redis Sentinel as kombu "
+        "writes it, `sentinel://:PASSWORD@h1:26379/0;sentinel://h2:26379/0` (the password is the "
+        "master's). Redis Cluster is not supported.",
+    )
+    redis_sentinel_master: str | None = Field(
+        None, description="With a `sentinel://` URL: the master's name in `sentinel monitor` (required)."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="With a `sentinel://` URL: the Sentinels' own password, if they have one."
+    )
+    templates_dir: Path = Field(Path("./templates"), description="The templates root.")
+    outbox_dir: Path = Field(
+        Path("./var/outbox"), description="Where the outbox provider writes `<channel>.jsonl`."
+    )
+    sms_provider: Literal["outbox", "twilio"] = Field("outbox", description="`outbox` or `twilio`.")
+    email_provider: Literal["outbox", "smtp"] = Field("outbox", description="`outbox` or `smtp`.")
+    push_provider: Literal["outbox", "fcm"] = Field("outbox", description="`outbox` or `fcm`.")
     twilio_account_sid: str | None = Field(
-        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "HERALD_TWILIO_ACCOUNT_SID")
+        default=None,
+        validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "HERALD_TWILIO_ACCOUNT_SID"),
+        description="Twilio's account SID (`TWILIO_ACCOUNT_SID`, as Twilio's own tools name it).",
     )
     twilio_auth_token: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "HERALD_TWILIO_AUTH_TOKEN")
+        default=None,
+        validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "HERALD_TWILIO_AUTH_TOKEN"),
+        description="Twilio's auth token (`TWILIO_AUTH_TOKEN`); it also checks the signature of its "
+        "callbacks.",
     )
-    twilio_from: str | None = None
-    twilio_messaging_service_sid: str | None = None
-    twilio_api_base: str = "https://api.twilio.com"
-
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
-    smtp_ca_file: Path | None = None
-    smtp_pool: int = Field(default=8, ge=1, le=100)
-    email_from: str | None = None
-
+    twilio_from: str | None = Field(None, description="The sending number (E.164), or:")
+    twilio_messaging_service_sid: str | None = Field(None, description="The Messaging Service that sends.")
+    twilio_api_base: str = Field(
+        "https://api.twilio.com", description="Twilio's REST base (a proxy, a regional edge, a test server)."
+    )
+    smtp_host: str | None = Field(None, description="The SMTP relay's host.")
+    smtp_port: int = Field(587, description="The SMTP relay's port.")
+    smtp_username: str | None = Field(None, description="SMTP AUTH user (none: no AUTH).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP AUTH password.")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="`none`, `starttls` or `tls` (implicit TLS)."
+    )
+    smtp_ca_file: Path | None = Field(
+        None, description="A CA bundle the relay's certificate is checked against."
+    )
+    smtp_pool: int = Field(8, ge=1, le=100, description="SMTP connections per worker process.")
+    email_from: str | None = Field(
+        None, description="The sender, e.g. `Herald Credit <reminders@example.cn>`."
+    )
     google_application_credentials: Path | None = Field(
         default=None,
         validation_alias=AliasChoices(
             "GOOGLE_APPLICATION_CREDENTIALS", "HERALD_GOOGLE_APPLICATION_CREDENTIALS"
         ),
+        description="The FCM service account's JSON key (`GOOGLE_APPLICATION_CREDENTIALS`).",
     )
-    fcm_project_id: str | None = None
-    fcm_api_base: str = "https://fcm.googleapis.com"
+    fcm_project_id: str | None = Field(None, description="The Firebase project.")
+    fcm_api_base: str = Field("https://fcm.googleapis.com", description="FCM HTTP v1's base URL.")
+    connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect to a provider.")
+    provider_timeout: float = Field(
+        15.0, gt=0, le=300, description="Seconds to wait for a provider's answer once a request is sent."
+    )
 
-    rate_sms: str = "30/s"
-    rate_email: str = "50/s"
-    rate_push: str = "500/s"
-
-    public_url: str | None = None
-    secret_key: SecretStr | None = None
+    # -- what may be sent, and when ------------------------------------------------------------
+    public_url: str | None = Field(
+        None,
+        description="How providers and recipients reach `herald api` (Twilio callbacks, unsubscribe links).",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs unsubscribe links and the operator page's sessions (the page needs at least 16 "
+        "characters).",
+    )
     pay_url: str | None = Field(
         default=None,
-        description="Payment link shown to borrowers; '{account}' is replaced by the account id.",
+        description="Payment link shown to borrowers; `{account}` is replaced by the account id.",
     )
-    lender_name: str = "Herald Credit"
+    lender_name: str = Field(
+        "Herald Credit", description="The brand in messages (the 【signature】 of Chinese SMS)."
+    )
+    send_window: str = Field(
+        "08:00-22:00",
+        description="Allowed local hours (the recipient's time zone) for collection contact; outside it a "
+        "delivery waits for the next opening (checked again in the claim).",
+    )
+    caps: str = Field(
+        "sms.collection=2/24h,1/4h;email.collection=3/24h;push.collection=3/24h",
+        description="Frequency caps per channel and category, per account (contacts, not attempts).",
+    )
+    cap_action: Literal["defer", "drop"] = Field(
+        "defer", description="Over a cap: `defer` (wait until allowed) or `drop` (outcome `capped`)."
+    )
+    duplicate_window: int = Field(
+        6 * 3600,
+        ge=0,
+        description="Seconds in which a second reminder of the same kind to the same account and channel "
+        "ends `duplicate` (0: off).",
+    )
+    default_timezone: str = Field(
+        "Asia/Shanghai",
+        description="A recipient's time zone when it gives none, and the zone people see times in.",
+    )
+    in_doubt_categories: str = Field(
+        "collection,agreement,transactional",
+        description="Categories whose ambiguous failures end `in_doubt` (the others are resent by policy).",
+    )
+    sms_max_segments: int = Field(5, ge=1, le=20, description="The longest SMS allowed, in segments.")
 
-    send_window: str = "08:00-22:00"
-    caps: str = "sms.collection=2/24h,1/4h;email.collection=3/24h;push.collection=3/24h"
-    cap_action: Literal["defer", "drop"] = "defer"
-    duplicate_window: int = Field(default=6 * 3600, ge=0)
-    default_timezone: str = "Asia/Shanghai"
+    # -- rates and retries ----------------------------------------------------------------------
+    rate_sms: str = Field(
+        "30/s", description="Cluster-wide SMS limit, e.g. `30/s`, `1000/m`, `5/10s`, `off` (in segments)."
+    )
+    rate_email: str = Field("50/s", description="Cluster-wide email limit.")
+    rate_push: str = Field("500/s", description="Cluster-wide push limit (in devices).")
+    rate_sms_burst: int | None = Field(
+        None,
+        ge=1,
+        description="SMS units that may go at once (default: a tenth of a second's worth, at least 1).",
+    )
+    rate_email_burst: int | None = Field(None, ge=1, description="Emails that may go at once.")
+    rate_push_burst: int | None = Field(None, ge=1, description="Push units that may go at once.")
+    rate_sms_sender: str = Field(
+        "",
+        description="A further limit per sender number or Messaging Service, e.g. `1/s` for a US long code.",
+    )
+    rate_max_wait: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="Seconds a delivery may wait for its token in its send slot; longer waits go to the "
+        "scheduler.",
+    )
+    quick_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts in the quick retry tier (each claimed again)."
+    )
+    quick_max_seconds: float = Field(8.0, ge=0, le=120, description="Seconds the quick tier may take in all.")
+    retry_base: float = Field(
+        30.0, gt=0, description="The scheduled retry tier's first delay, doubled each time (seconds)."
+    )
+    retry_max_delay: float = Field(1800.0, gt=0, description="The scheduled tier's longest delay (seconds).")
+    retry_deadline: float = Field(
+        6 * 3600.0, gt=0, description="Seconds after its first failure a delivery ends `dead`."
+    )
 
-    visibility_timeout: int = Field(default=3600, ge=60)
-    # How long a worker process's hold on a delivery (taken, or claimed: its lease) lasts unless
-    # the process renews it; a dead process's deliveries are back in work this long after its death.
-    hold_seconds: int = Field(default=60, ge=10, le=3600)
-    intake_batch: int = Field(default=500, ge=1, le=5000)
-    channel_batch: int = Field(default=100, ge=1, le=1000)
-    direct_publish: int = Field(default=20, ge=0, le=1000)  # at most this many keys skip herald.intake
-    in_flight: int = Field(default=200, ge=1, le=10000)
-    worker_slots: int = Field(default=64, ge=1, le=1000)
-    retention_days: int = Field(default=7, ge=1)
-    sms_max_segments: int = Field(default=5, ge=1, le=20)
-    events_maxlen: int = Field(default=1_000_000, ge=1000)
-    scheduler_interval: float = Field(default=0.5, gt=0, le=60)
-    rate_sms_burst: int | None = Field(default=None, ge=1)
-    rate_email_burst: int | None = Field(default=None, ge=1)
-    rate_push_burst: int | None = Field(default=None, ge=1)
-    rate_sms_sender: str = ""
-    rate_max_wait: float = Field(default=2.0, ge=0, le=60)
-    redis_patience: float | None = Field(default=None, ge=0, le=900)
+    # -- workers, queues and recovery ----------------------------------------------------------
+    visibility_timeout: int = Field(
+        3600,
+        ge=60,
+        description="Seconds before the broker re-delivers an unacknowledged message, and how long a "
+        "published message may wait in its queue before the reconciler presumes it lost.",
+    )
+    hold_seconds: int = Field(
+        60,
+        ge=10,
+        le=3600,
+        description="How long a worker process's hold on a delivery it took, or the lease of one it "
+        "claimed, lasts unless renewed (every third of it while the process lives): a dead process's "
+        "deliveries are back in work this long after its death.",
+    )
+    redis_patience: float | None = Field(
+        None,
+        ge=0,
+        le=900,
+        description="Seconds a worker waits out a Redis outage (or a full Redis) where it stands before "
+        "giving up: 120, or an eighth of the visibility timeout if less (at most that eighth).",
+    )
+    intake_batch: int = Field(
+        500, ge=1, le=5000, description="Reminders per intake batch, and delivery keys per intake message."
+    )
+    channel_batch: int = Field(100, ge=1, le=1000, description="Delivery keys per channel message.")
+    direct_publish: int = Field(
+        20,
+        ge=0,
+        le=1000,
+        description="A producer call that accepts at most this many deliveries publishes them straight to "
+        "their channel lanes, skipping `herald.intake`; 0: always through intake.",
+    )
+    in_flight: int = Field(200, ge=1, le=10000, description="Provider calls in flight per worker process.")
+    worker_slots: int = Field(
+        64, ge=1, le=1000, description="Messages (batches) each worker process works on at once."
+    )
+    scheduler_interval: float = Field(0.5, gt=0, le=60, description="Seconds between scheduler polls.")
+    reconcile_rate: float = Field(
+        200.0,
+        gt=0,
+        le=100_000,
+        description="Keys a second `herald reconcile` may re-publish (one interval's worth a pass).",
+    )
+    reconcile_interval: float = Field(
+        5.0, gt=0, le=300, description="Seconds between the reconciler's passes."
+    )
+    heartbeat_interval: float = Field(
+        5.0, gt=0, le=300, description="Seconds between a worker process's heartbeats (expiring after three)."
+    )
+    health_stall: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a backlog may wait with no worker taking a message before `/healthz` answers "
+        "503.",
+    )
+    watchdog_stall: float = Field(
+        120.0,
+        ge=0,
+        le=86400,
+        description="Seconds a worker process may have messages waiting in its queues while taking none "
+        "before it exits (75) for its supervisor to restart it; 0: off.",
+    )
 
-    connect_timeout: float = Field(default=5.0, gt=0, le=120)
-    provider_timeout: float = Field(default=15.0, gt=0, le=300)
-    quick_attempts: int = Field(default=3, ge=1, le=10)
-    quick_max_seconds: float = Field(default=8.0, ge=0, le=120)
-    retry_base: float = Field(default=30.0, gt=0)
-    retry_max_delay: float = Field(default=1800.0, gt=0)
-    retry_deadline: float = Field(default=6 * 3600.0, gt=0)
-    in_doubt_categories: str = "collection,agreement,transactional"
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=1, le=65535)
-    metrics_port: int = Field(default=9808, ge=0, le=65535)  # herald worker's /metrics; 0: off
-    metrics_host: str = "127.0.0.1"
-    metrics_token: SecretStr | None = None  # bearer token for every /metrics, when set
-    flower_user: str = Field(default="herald", min_length=1, pattern=r"^[^:\s]+$")
-    flower_password: SecretStr | None = None
-    flower_host: str = "127.0.0.1"
-    flower_port: int = Field(default=5555, ge=1, le=65535)
-    flower_read_only: bool = True
-    ledger_url: str = "sqlite:///./var/ledger.sqlite3"
-    ledger_batch: int = Field(default=1000, ge=1, le=50_000)
-    ledger_retention_days: int = Field(default=1830, ge=1)
-    ledger_poll_interval: float = Field(default=1.0, gt=0, le=300)
-    api_max_batch: int = Field(default=1000, ge=1, le=100_000)
-    api_max_body: int = Field(default=32 * 2**20, ge=1024)  # bytes; larger request bodies get 413
-    heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
-    health_stall: float = Field(default=120.0, gt=0)
-    watchdog_stall: float = Field(default=120.0, ge=0, le=86400)  # a worker with work waiting exits; 0: off
-    reconcile_rate: float = Field(default=200.0, gt=0, le=100_000)  # keys re-published per second
-    reconcile_interval: float = Field(default=5.0, gt=0, le=300)
+    # -- retention and the ledger --------------------------------------------------------------
+    retention_days: int = Field(
+        7, ge=1, description="Days reminder records and states are kept after their expiry."
+    )
+    events_maxlen: int = Field(
+        1_000_000, ge=1000, description="Approximate length the `herald:events` stream is trimmed to."
+    )
+    ledger_url: str = Field(
+        "sqlite:///./var/ledger.sqlite3",
+        description="The durable ledger of outcomes, hold changes and opt-out changes: `sqlite:///path` or "
+        "`postgresql://user:password@host/db` (psycopg 3).",
+    )
+    ledger_batch: int = Field(1000, ge=1, le=50_000, description="Stream entries per ledger transaction.")
+    ledger_retention_days: int = Field(
+        1830,
+        ge=1,
+        description="Days the ledger keeps rows (a hold or an opt-out still in force keeps its latest "
+        "change).",
+    )
+    ledger_poll_interval: float = Field(
+        1.0, gt=0, le=300, description="Seconds between two copies of a caught-up `herald ledger`."
+    )
+
+    # -- the API, metrics and Flower -------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Where `herald api` listens.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Its port.")
+    api_max_batch: int = Field(
+        1000, ge=1, le=100_000, description="Most reminders in one `POST /v1/reminders` array (more: 413)."
+    )
+    api_max_body: int = Field(
+        32 * 2**20,
+        ge=1024,
+        description="Largest request body `herald api` reads, in bytes (larger: 413, nothing stored).",
+    )
+    metrics_port: int = Field(
+        9808,
+        ge=0,
+        le=65535,
+        description="Where `herald worker` serves the host's `/metrics` (its processes added up); 0: off.",
+    )
+    metrics_host: str = Field("127.0.0.1", description="The interface of that `/metrics`.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, every `/metrics` (worker host and API) requires `Authorization: Bearer "
+        "<token>`.",
+    )
+    flower_user: str = Field(
+        "herald", min_length=1, pattern=r"^[^:\s]+$", description="Flower's basic-auth user."
+    )
+    flower_password: SecretStr | None = Field(
+        None, description="Flower's password; `herald flower` refuses to start without it."
+    )
+    flower_host: str = Field("127.0.0.1", description="Where Flower listens.")
+    flower_port: int = Field(5555, ge=1, le=65535, description="Its port.")
+    flower_read_only: bool = Field(True, description="Whether Flower forbids task and worker control.")
 
     @field_validator("send_window")
     @classmethod
@@ -148,8 +311,6 @@ class Settings(BaseSettings):
     @field_validator("caps")
     @classmethod
     def _caps(cls, value: str) -> str:
-        from herald.caps import parse_caps
-
         parse_caps(value)
         return value
 
@@ -165,8 +326,6 @@ class Settings(BaseSettings):
     @field_validator("ledger_url")
     @classmethod
     def _ledger_url(cls, value: str) -> str:
-        from herald.ledger.urls import normalize_url
-
         return normalize_url(value)
 
     @field_validator("in_doubt_categories")
@@ -181,16 +340,12 @@ class Settings(BaseSettings):
     @field_validator("rate_sms", "rate_email", "rate_push", "rate_sms_sender")
     @classmethod
     def _rate(cls, value: str) -> str:
-        from herald.ratelimit import parse_rate
-
         parse_rate(value)
         return value
 
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        from herald.redisconn import is_sentinel, parse_sentinel
-
         if is_sentinel(value):
             parse_sentinel(value)
         elif not value.startswith(("redis://", "rediss://", "unix://")):
@@ -199,8 +354,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _sentinel_master(self) -> Settings:
-        from herald.redisconn import is_sentinel
-
         if is_sentinel(self.redis_url) and not self.redis_sentinel_master:
             raise ValueError(
                 "redis_sentinel_master (HERALD_REDIS_SENTINEL_MASTER) must name the master the "

@@ -2,7 +2,7 @@
 
 A ``Reminder`` is exactly the JSON object of DESIGN.md's wire format; unknown fields are
 rejected and every error names its field. Cross-field rules that need the template catalog
-(the kind exists, each channel has its address) live in ``herald.validation``.
+(the kind exists, each channel has its address) live in ``herald.intake.validation``.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from herald.access.apikeys import KeyStore
 from herald.api.app import create_app
 from herald.config import Settings
-from herald.keys import KeyStore
 from tests.harness import make_reminder, redis_of_its_own
 
 OWNERS = {"producer": "billing-svc", "operator": "ops-li", "admin": "sec-wang"}

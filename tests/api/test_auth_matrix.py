@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from herald.keys import SCOPES
+from herald.access.apikeys import SCOPES
 from tests.api.conftest import Keys, auth
 from tests.api.routes import api_routes
 

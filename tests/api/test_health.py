@@ -11,9 +11,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from herald.config import Settings
-from herald.embedded import free_port
-from herald.heartbeat import INDEX, Heartbeat, check_health, live_workers, worker_key
-from herald.queues import INTAKE, SMS_BULK
+from herald.ops.embedded import free_port
+from herald.ops.health import check_health
+from herald.ops.heartbeat import INDEX, Heartbeat, live_workers, worker_key
+from herald.state.queues import INTAKE, SMS_BULK
 from tests.api.conftest import build_app
 from tests.harness import running_herald, wait_until
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from herald.config import Settings
-from herald.suppression import Hold, SuppressionStore
+from herald.holds.suppression import Hold, SuppressionStore
 from tests.api.conftest import OWNERS, Keys, auth, build_app, fresh
 from tests.harness import make_in_doubt
 

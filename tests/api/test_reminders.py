@@ -8,7 +8,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from herald.config import Settings
-from herald.queues import INTAKE, queue_for
+from herald.state.queues import INTAKE, queue_for
 from tests.api.conftest import Keys, auth, build_app, fresh
 from tests.harness import make_reminder
 

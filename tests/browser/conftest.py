@@ -21,9 +21,9 @@ import httpx
 import pytest
 import redis
 
+from herald.access.apikeys import KeyStore
 from herald.config import Settings
-from herald.embedded import free_port
-from herald.keys import KeyStore
+from herald.ops.embedded import free_port
 from tests.harness import redis_of_its_own, wait_until
 
 SECRET = "operator-page-tests-secret-0123456789"

@@ -15,7 +15,7 @@ import redis
 from playwright.sync_api import expect
 
 from herald.config import Settings
-from herald.suppression import SuppressionStore
+from herald.holds.suppression import SuppressionStore
 from tests.browser.conftest import fresh_account
 from tests.browser.support import make_in_doubt, sign_in
 
@@ -173,7 +173,7 @@ def test_resolving_an_in_doubt_delivery(
 def test_a_revoked_key_is_signed_out_on_its_next_page(
     page: Any, client: redis.Redis, operator: tuple[str, str]
 ) -> None:
-    from herald.keys import KeyStore
+    from herald.access.apikeys import KeyStore
 
     sign_in(page, operator[0])
     found = KeyStore(client).verify(operator[0])

@@ -16,11 +16,11 @@ from fastapi import Response
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from herald.access.apikeys import KeyStore
 from herald.api.app import create_app
 from herald.api.operator.session import SESSION_COOKIE, SESSION_SECONDS, Sessions, remember
 from herald.config import Settings
-from herald.keys import KeyStore
-from herald.suppression import Hold, SuppressionStore
+from herald.holds.suppression import Hold, SuppressionStore
 from tests.browser.conftest import fresh_account
 from tests.browser.support import make_in_doubt
 
@@ -356,7 +356,7 @@ def test_an_import_without_script_answers_with_the_result_page(
 def test_an_unreadable_ledger_still_shows_the_holds_and_says_so(
     page_settings: Settings, operator: tuple[str, str], client: redis.Redis
 ) -> None:
-    from herald.embedded import free_port
+    from herald.ops.embedded import free_port
 
     account = fresh_account()
     SuppressionStore(client).add(_hold(account, "plan under review"))

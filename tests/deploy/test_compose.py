@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from herald.config import Settings
-from herald.queues import ALL_QUEUES
+from herald.state.queues import ALL_QUEUES
 from tests.deploy.support import DEPLOY, parse_herald, setting_names
 
 COMPOSE = DEPLOY / "compose.yaml"

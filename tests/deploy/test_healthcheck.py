@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.embedded import free_port, start_redis
+from herald.ops.embedded import free_port, start_redis
 from tests.deploy.support import DEPLOY
 from tests.harness import wait_until
 

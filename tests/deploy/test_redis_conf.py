@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from herald.embedded import free_port, start_redis
-from herald.suppression import COMPACT_VALUE, compactness_advice
+from herald.holds.suppression import COMPACT_VALUE, compactness_advice
+from herald.ops.embedded import free_port, start_redis
 from tests.deploy.support import DEPLOY
 from tests.harness import wait_until
 

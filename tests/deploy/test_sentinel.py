@@ -21,14 +21,15 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from herald.values.redis_urls import RedisURLError, display_redis_url, parse_sentinel
 from pydantic import ValidationError
 
 from herald.config import Settings
-from herald.embedded import free_port, start_redis
-from herald.producer import Producer
-from herald.queues import celery_config
-from herald.redisconn import RedisURLError, display_redis_url, parse_sentinel, redis_client
-from herald.suppression import SuppressionStore
+from herald.holds.suppression import SuppressionStore
+from herald.intake.producer import Producer
+from herald.ops.embedded import free_port, start_redis
+from herald.state.queues import celery_config
+from herald.state.redisconn import redis_client
 from tests.harness import make_reminder, wait_until
 
 MASTER = "herald"  # the name deploy/sentinel.conf monitors
@@ -81,7 +82,7 @@ def test_the_broker_gets_the_master_name_and_the_sentinels_password() -> None:
         redis_sentinel_password="sentinel-secret",
     )
     config = celery_config(settings)
-    assert config["broker_transport"] == "herald.broker:SentinelTransport"
+    assert config["broker_transport"] == "herald.state.broker:SentinelTransport"
     options = config["broker_transport_options"]
     assert options["master_name"] == MASTER
     assert options["sentinel_kwargs"]["password"] == "sentinel-secret"

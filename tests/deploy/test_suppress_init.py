@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from herald.embedded import free_port, start_redis
-from herald.suppression import MARKER, Hold, SuppressionStore
+from herald.holds.suppression import MARKER, Hold, SuppressionStore
+from herald.ops.embedded import free_port, start_redis
 
 pytestmark = pytest.mark.integration
 

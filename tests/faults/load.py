@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from herald import clock
-from herald.catalog import cached_catalog
-from herald.producer import Producer
+from herald.intake.producer import Producer
+from herald.rendering.catalog import cached_catalog
 
 TICK = 0.25  # seconds between two enqueue calls
 NOT_BEFORE = 20.0  # seconds ahead for the reminders that wait in the scheduler

@@ -40,12 +40,13 @@ from pathlib import Path
 import psutil
 import redis
 
-from herald import clock, store
+from herald import clock
 from herald.config import Settings
-from herald.embedded import free_port
-from herald.heartbeat import queued_messages
-from herald.producer import Producer
-from herald.suppression import SuppressionStore
+from herald.holds.suppression import SuppressionStore
+from herald.intake.producer import Producer
+from herald.ops.embedded import free_port
+from herald.ops.heartbeat import queued_messages
+from herald.state import store
 from tests.faults.partition import Partition
 from tests.harness import READY_TIMEOUT, RedisServer, _start, wait_until, write_clock_offset
 from tests.standins.twilio import FakeTwilio

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import redis
 
-from herald import store
 from herald.models import Outcome
+from herald.state import store
 from tests.faults.load import Planned
 from tests.standins.twilio import FakeTwilio
 

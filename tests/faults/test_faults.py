@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from herald import store
-from herald.agreements import apply_event
 from herald.config import Settings
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import SuppressionStore
 from herald.ledger.db import close_ledgers, open_ledger
 from herald.ledger.rebuild import RebuildRefused, check_ready
-from herald.suppression import SuppressionStore
+from herald.state import store
 from tests.faults.load import Load, Planned
 from tests.faults.system import PROVIDER_TIMEOUT, STEPS, VISIBILITY, FaultSystem, fault_system
 from tests.faults.tally import Row, render, tally

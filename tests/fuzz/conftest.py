@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from herald.catalog import Catalog, load_catalog
 from herald.config import Settings, get_settings
-from herald.producer import Producer
+from herald.intake.producer import Producer
+from herald.rendering.catalog import Catalog, load_catalog
 from tests.harness import redis_of_its_own
 
 

@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from herald.catalog import Catalog
 from herald.cli import app
+from herald.intake.producer import Producer
+from herald.intake.validation import ReminderInvalid, parse_reminder
 from herald.models import MAX_DATA_BYTES, MAX_DATA_DEPTH
-from herald.producer import Producer
-from herald.validation import ReminderInvalid, parse_reminder
+from herald.rendering.catalog import Catalog
 from tests.fuzz.strategies import apply, json_values, mutations, nested, python_values, valid_reminder
 
 pytestmark = pytest.mark.fuzz

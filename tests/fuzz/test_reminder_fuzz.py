@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from herald.catalog import Catalog
+from herald.intake.validation import ReminderInvalid, parse_reminder
 from herald.models import MAX_DATA_DEPTH, Reminder
-from herald.validation import ReminderInvalid, parse_reminder
+from herald.rendering.catalog import Catalog
 from tests.fuzz.strategies import (
     apply,
     blamable,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from herald.agreements import apply_event
+from herald.delivery.pipeline import process_batch
+from herald.delivery.runtime import Runtime
 from herald.guards import Delivery, Guard, GuardContext, Verdict
-from herald.pipeline import process_batch
-from herald.runtime import Runtime
-from herald.suppression import SuppressionStore
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import SuppressionStore
 from tests.harness import Herald, Unpublished, make_reminder
 
 pytestmark = pytest.mark.integration

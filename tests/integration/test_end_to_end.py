@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from herald import store
-from herald.queues import ALL_QUEUES, BULK_QUEUES, CHANNEL_QUEUES, INTAKE, make_celery
+from herald.state import store
+from herald.state.queues import ALL_QUEUES, BULK_QUEUES, CHANNEL_QUEUES, INTAKE, make_celery
 from tests.harness import HeldBackProducer, Herald, make_reminder
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from herald.embedded import free_port
+from herald.ops.embedded import free_port
 from tests.harness import Herald, wait_until
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from herald.state.fanout import mark_queued
 
-from herald.fanout import mark_queued
 from tests.harness import Herald, Unpublished, _start, make_reminder
 
 pytestmark = pytest.mark.integration
@@ -75,8 +75,8 @@ def test_a_full_redis_is_said_as_such_what_was_accepted_is_counted_and_nothing_i
 def test_the_api_answers_503_naming_a_full_redis(system: Herald, tight: redis.Redis) -> None:
     from fastapi.testclient import TestClient
 
+    from herald.access.apikeys import KeyStore
     from herald.api.app import create_app
-    from herald.keys import KeyStore
 
     key, _ = KeyStore(redis.Redis.from_url(system.url)).create("full-test", ["producer"], by="tests")
     with TestClient(create_app(system.settings()), raise_server_exceptions=False) as api:

@@ -23,12 +23,13 @@ import pytest
 import redis
 import time_machine
 
-from herald import optouts, store, suppression
 from herald.config import Settings
+from herald.delivery.pipeline import BatchReport, process_batch
+from herald.delivery.runtime import Runtime
 from herald.guards import Delivery, Guard, GuardContext, Verdict
-from herald.pipeline import BatchReport, process_batch
-from herald.runtime import Runtime
-from herald.suppression import Hold, SuppressionStore
+from herald.holds import optouts, suppression
+from herald.holds.suppression import Hold, SuppressionStore
+from herald.state import store
 from tests.harness import Unpublished, make_reminder, redis_of_its_own
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from herald import store
 from herald.config import Settings
-from herald.queues import make_celery
-from herald.scheduler import Scheduler
+from herald.delivery.scheduler import Scheduler
+from herald.state import store
+from herald.state.queues import make_celery
 from tests.harness import Unpublished, claim_only, make_reminder, redis_of_its_own
 
 pytestmark = pytest.mark.integration

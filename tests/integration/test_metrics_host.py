@@ -18,8 +18,8 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from herald.embedded import free_port
-from herald.queues import ALL_QUEUES
+from herald.ops.embedded import free_port
+from herald.state.queues import ALL_QUEUES
 from tests.harness import Herald, make_reminder, running_herald, wait_until
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,12 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from herald import clock, store
+from herald import clock
 from herald.config import Settings
-from herald.embedded import free_port, start_redis
-from herald.metrics import RedisCollector, redis_for_metrics
-from herald.queues import ALL_QUEUES, SMS_BULK, TASK_DELIVER, make_celery
+from herald.ops.embedded import free_port, start_redis
+from herald.ops.metrics import RedisCollector, redis_for_metrics
+from herald.state import store
+from herald.state.queues import ALL_QUEUES, SMS_BULK, TASK_DELIVER, make_celery
 
 pytestmark = pytest.mark.integration
 

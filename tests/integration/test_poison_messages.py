@@ -16,7 +16,7 @@ import pytest
 import redis
 from celery import Celery
 
-from herald.queues import EMAIL, INTAKE, PUSH, SMS, SMS_BULK, make_celery
+from herald.state.queues import EMAIL, INTAKE, PUSH, SMS, SMS_BULK, make_celery
 from tests.harness import OUTCOME_TIMEOUT, Herald, make_reminder, wait_until
 
 pytestmark = pytest.mark.integration

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from herald import store
-from herald.agreements import apply_event
-from herald.ratelimit import PREFIX, Rate, cost_of, parse_rate
-from herald.segments import count_segments
-from herald.suppression import SuppressionStore
+from herald.delivery.ratelimit import PREFIX, Rate, cost_of, parse_rate
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import SuppressionStore
+from herald.rendering.segments import count_segments
+from herald.state import store
 from tests.harness import Herald, make_reminder, running_herald
 
 pytestmark = pytest.mark.integration
@@ -113,9 +113,9 @@ def test_the_stricter_of_the_provider_and_sender_limits_decides(client: redis.Re
 GRANTS = """
 import asyncio, sys
 import redis, redis.asyncio as aioredis
-from herald import store
+from herald.state import store
 from herald.config import Settings
-from herald.ratelimit import Limiter
+from herald.delivery.ratelimit import Limiter
 
 async def main(url: str, count: int, out: str) -> None:
     settings = Settings(redis_url=url, rate_sms="{rate}", rate_sms_burst={burst}, rate_max_wait=5)

@@ -21,16 +21,17 @@ from typing import Any
 
 import pytest
 import redis
+from herald.state.fanout import mark_queued
 
-from herald import clock, store
+from herald import clock
 from herald.config import Settings
-from herald.fanout import mark_queued
+from herald.delivery.pipeline import BatchReport, Finish, Later, claim, defer, load, settle
+from herald.delivery.runtime import Runtime
+from herald.delivery.scheduler import Scheduler
 from herald.models import Outcome
-from herald.pipeline import BatchReport, Finish, Later, claim, defer, load, settle
-from herald.queues import make_celery
-from herald.reconciler import Reconciler
-from herald.runtime import Runtime
-from herald.scheduler import Scheduler
+from herald.ops.reconciler import Reconciler
+from herald.state import store
+from herald.state.queues import make_celery
 from tests.harness import (
     Herald,
     Unpublished,

@@ -1,7 +1,7 @@
 """Every script reads Redis's clock (plus the test offset): hosts whose clocks differ agree.
 
 The scripts also write the times of the events stream themselves (``iso`` in
-``lua/_common.lua``); they must read exactly as ``herald.store.iso`` writes them.
+``lua/_common.lua``); they must read exactly as ``herald.state.store.iso`` writes them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from herald import store
+from herald.state import store
 from tests.harness import redis_of_its_own
 
 pytestmark = pytest.mark.integration

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from herald import clock, store
+from herald import clock
 from herald.config import Settings
-from herald.embedded import free_port
-from herald.queues import make_celery
-from herald.reconciler import Reconciler
-from herald.scheduler import Scheduler
+from herald.delivery.scheduler import Scheduler
+from herald.ops.embedded import free_port
+from herald.ops.reconciler import Reconciler
+from herald.state import store
+from herald.state.queues import make_celery
 from tests.harness import redis_of_its_own
 
 pytestmark = pytest.mark.integration
@@ -67,14 +68,14 @@ def test_a_publish_that_fails_does_not_stop_the_scheduler_and_the_reconciler_fin
 
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with caplog.at_level(logging.WARNING, logger="herald.scheduler"):
+        with caplog.at_level(logging.WARNING, logger="herald.periodic"):
             scheduler.run_forever()  # returns after its third tick instead of raising at the first
     finally:
         for s, handler in handlers.items():
             signal.signal(s, handler)
 
     assert scheduler.ticks == 3
-    assert "scheduler could not reach Redis" in caplog.text
+    assert "scheduler: could not reach Redis" in caplog.text
     assert client.zscore(store.SCHEDULED, KEY) is None  # taken off the set, never published
     assert client.hget(store.delivery_redis_key(KEY), "state") == "scheduled"
 

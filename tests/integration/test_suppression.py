@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from herald import store
-from herald.agreements import apply_event
-from herald.suppression import MARKER, Hold, SuppressionStore, compactness_advice
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import MARKER, Hold, SuppressionStore, compactness_advice
+from herald.state import store
 from tests.harness import OUTCOME_TIMEOUT, HeldBackProducer, Herald, make_reminder, wait_until
 
 pytestmark = pytest.mark.integration

@@ -20,11 +20,12 @@ import redis
 
 from herald import clock
 from herald.config import Settings
-from herald.embedded import free_port
-from herald.heartbeat import INDEX, check_health, live_workers
-from herald.producer import Producer
-from herald.suppression import SuppressionStore
-from herald.watchdog import EXIT_STALLED, EXITS
+from herald.holds.suppression import SuppressionStore
+from herald.intake.producer import Producer
+from herald.ops.embedded import free_port
+from herald.ops.health import check_health
+from herald.ops.heartbeat import INDEX, live_workers
+from herald.ops.watchdog import EXIT_STALLED, EXITS
 from tests.freezeproxy import FreezingProxy
 from tests.harness import (
     READY_TIMEOUT,

@@ -8,9 +8,10 @@ from typing import Any
 import redis
 from sqlalchemy import Engine, Table, func, select
 
-from herald import clock, store
+from herald import clock
 from herald.ledger.schema import checkpoints
 from herald.ledger.writer import LedgerWriter
+from herald.state import store
 
 
 def add_event(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from herald.embedded import free_port
+from herald.ops.embedded import free_port
 
 START_TIMEOUT = 60.0
 

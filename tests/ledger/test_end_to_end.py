@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from herald import optouts, store, suppression
-from herald.agreements import apply_event
-from herald.keys import KeyStore
+from herald.access.apikeys import KeyStore
+from herald.holds import optouts, suppression
+from herald.holds.agreements import apply_event
+from herald.holds.optouts import OptOuts
+from herald.holds.suppression import Hold, SuppressionStore
 from herald.ledger.db import close_ledgers, open_ledger
 from herald.ledger.schema import delivery_events
-from herald.optouts import OptOuts
-from herald.suppression import Hold, SuppressionStore
+from herald.state import store
 from tests.harness import HeldBackProducer, Herald, make_reminder, running_herald, wait_until
 
 pytestmark = pytest.mark.integration

@@ -6,15 +6,15 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from herald import suppression
-from herald.agreements import apply_event
-from herald.cancellation import cancel
 from herald.config import Settings
-from herald.embedded import free_port
-from herald.history import HistoryEntry, account_history, next_before
+from herald.holds import suppression
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import SuppressionStore
+from herald.intake.cancellation import cancel
 from herald.ledger.db import LedgerUnavailable
+from herald.ledger.history import HistoryEntry, account_history, next_before
 from herald.ledger.writer import read_checkpoints
-from herald.suppression import SuppressionStore
+from herald.ops.embedded import free_port
 from tests.harness import HeldBackProducer, make_reminder, wait_until
 from tests.ledger.helpers import add_event, forget_checkpoints, make_writer
 

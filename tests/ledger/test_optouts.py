@@ -15,14 +15,16 @@ import redis.asyncio as aioredis
 import time_machine
 from sqlalchemy import Engine, select
 
-from herald import clock, optouts, store
+from herald import clock
 from herald.config import Settings
+from herald.holds import optouts
+from herald.holds.optouts import OptOuts
+from herald.holds.suppression import MARKER, Hold, SuppressionStore
 from herald.ledger.initcheck import InitRefused, check_init
 from herald.ledger.rebuild import RebuildRefused, rebuild
 from herald.ledger.schema import hold_events, optout_events
 from herald.models import CHANNELS
-from herald.optouts import OptOuts
-from herald.suppression import MARKER, Hold, SuppressionStore
+from herald.state import store
 from tests.harness import HeldBackProducer, claim_only, make_reminder
 from tests.ledger.helpers import count, entry_ids, forget_checkpoints, make_writer, stream_ids
 

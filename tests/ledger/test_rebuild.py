@@ -8,14 +8,16 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from herald import clock, pipeline, store
-from herald.agreements import apply_event
+from herald import clock
 from herald.config import Settings
+from herald.delivery import pipeline
+from herald.delivery.runtime import Runtime
 from herald.guards import GuardContext, Skip, SuppressionUnknown
 from herald.guards.suppressed import SuppressedGuard
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import Hold, SuppressionStore, holds_key
 from herald.ledger.rebuild import RebuildRefused, rebuild
-from herald.runtime import Runtime
-from herald.suppression import Hold, SuppressionStore, holds_key
+from herald.state import store
 from tests.harness import HeldBackProducer, make_reminder
 from tests.ledger.helpers import make_writer
 

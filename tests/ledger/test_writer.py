@@ -10,11 +10,13 @@ import redis
 import time_machine
 from sqlalchemy import Connection, Engine, select
 
-from herald import clock, optouts, store, suppression
-from herald.agreements import apply_event
+from herald import clock
+from herald.holds import optouts, suppression
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import Hold, SuppressionStore
 from herald.ledger.schema import checkpoints, delivery_events, hold_events
 from herald.ledger.writer import LedgerWriter, read_checkpoints
-from herald.suppression import Hold, SuppressionStore
+from herald.state import store
 from tests.ledger.helpers import add_event, count, entry_ids, forget_checkpoints, make_writer, stream_ids
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.embedded import free_port
+from herald.ops.embedded import free_port
 from tests.harness import Herald, running_herald
 from tests.standins.fcm import FakeFCM
 from tests.standins.smtp import FakeSMTP

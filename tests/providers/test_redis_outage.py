@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from herald.agreements import apply_event
-from herald.suppression import SuppressionStore
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import SuppressionStore
 from tests.harness import Herald, running_herald, wait_until
 from tests.providers.conftest import SENDER, Providers
 from tests.providers.helpers import fresh_phone, sms

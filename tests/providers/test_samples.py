@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from herald.catalog import load_catalog
-from herald.samples import sample_reminders
+from herald.rendering.catalog import load_catalog
+from herald.rendering.samples import sample_reminders
 from tests.harness import Herald
 from tests.providers.conftest import Providers
 

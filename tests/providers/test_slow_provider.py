@@ -22,13 +22,13 @@ import pytest
 import redis
 from celery import Celery
 
-from herald import store
-from herald.caps import cap_key
 from herald.config import Settings
-from herald.pipeline import BatchReport, process_batch
-from herald.runtime import Runtime
-from herald.scheduler import Scheduler
-from herald.suppression import Hold, SuppressionStore
+from herald.delivery.pipeline import BatchReport, process_batch
+from herald.delivery.runtime import Runtime
+from herald.delivery.scheduler import Scheduler
+from herald.holds.suppression import Hold, SuppressionStore
+from herald.state import store
+from herald.state.store import cap_key
 from tests.harness import Unpublished, redis_of_its_own, wait_until
 from tests.providers.conftest import SENDER, Providers
 from tests.providers.helpers import fresh_phone, sms

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from herald.agreements import apply_event
-from herald.suppression import SuppressionStore
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import SuppressionStore
 from tests.harness import Herald
 from tests.providers.conftest import Providers
 from tests.providers.helpers import fresh_phone, sms

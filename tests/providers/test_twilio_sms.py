@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from herald.agreements import apply_event
-from herald.suppression import SuppressionStore
+from herald.holds.agreements import apply_event
+from herald.holds.suppression import SuppressionStore
 from tests.harness import Herald
 from tests.providers.conftest import Providers
 from tests.providers.helpers import fresh_phone, sms

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from herald.catalog import Catalog, load_catalog
 from herald.config import get_settings
+from herald.rendering.catalog import Catalog, load_catalog
 
 CST = timezone(timedelta(hours=8))
 

@@ -1,4 +1,4 @@
-"""herald.catalog: the kinds, their categories and templates, example data and malformed folders."""
+"""herald.rendering.catalog: the kinds, their categories and templates, example data and malformed folders."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from herald.catalog import Catalog, CatalogError, load_catalog
 from herald.models import CHANNELS
+from herald.rendering.catalog import Catalog, CatalogError, load_catalog
 
 # DESIGN.md, "Words": kind -> category.
 CATEGORIES = {

@@ -1,4 +1,4 @@
-"""The command line's tables (herald.commands.common.make_table) in consoles of any width."""
+"""The command line's tables (herald.cli.common.make_table) in consoles of any width."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from herald.commands.common import make_table
+from herald.cli.common import make_table
 
 TIME = "2026-12-06 22:47:03 +08:00"
 HEADERS = ("channel", "state", "outcome", "reason", "attempts", "updated")

@@ -1,4 +1,4 @@
-"""herald.fields: what a kind's templates need of ``data``, and intake refusing what they lack."""
+"""herald.rendering.fields: what a kind's templates need of ``data``, and intake refusing what they lack."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from herald.catalog import Catalog, load_catalog
 from herald.cli import app
-from herald.fields import FieldUse, analyse, fields_of, format_problem, kind_fields
+from herald.intake.validation import ReminderInvalid, parse_reminder
 from herald.models import CHANNELS
-from herald.validation import ReminderInvalid, parse_reminder
+from herald.rendering.catalog import Catalog, load_catalog
+from herald.rendering.fields import FieldUse, analyse, fields_of, format_problem, kind_fields
 
 
 def _problems(raw: dict[str, Any], catalog: Catalog, now: datetime) -> dict[str, str]:

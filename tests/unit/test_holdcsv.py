@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from herald.holdcsv import (
+from herald.holds.holdcsv import (
     CsvHeaderError,
     HoldInputError,
     LineError,
@@ -16,7 +16,7 @@ from herald.holdcsv import (
     parse_row,
     read_rows,
 )
-from herald.suppression import Hold
+from herald.holds.suppression import Hold
 
 TZ = "Asia/Shanghai"
 

@@ -1,10 +1,10 @@
-"""herald.masking: personal data as it may appear in logs."""
+"""herald.display.masking: personal data as it may appear in logs."""
 
 from __future__ import annotations
 
 import pytest
 
-from herald.masking import mask_address, mask_email, mask_phone, mask_token
+from herald.display.masking import mask_address, mask_email, mask_phone, mask_token
 
 
 @pytest.mark.parametrize(

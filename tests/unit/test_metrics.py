@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
-from herald import metrics
+from herald import instruments as metrics
 from herald.channels.base import AmbiguousError, Message, Provider, SendResult
 from herald.config import Settings
-from herald.metrics_server import HostMetrics, metrics_app, token_ok
-from herald.supervise import Supervisor
+from herald.ops.metrics_server import HostMetrics, metrics_app, token_ok
+from herald.ops.supervise import Supervisor
 
 
 def value(name: str, **labels: str) -> float:
@@ -51,7 +51,7 @@ def test_a_metrics_failure_never_reaches_the_delivery(
 ) -> None:
     monkeypatch.setattr(metrics, "_warned", set())  # as in a fresh process: no failure logged yet
     before = value("herald_outcomes_total", channel="sms", outcome="sent")
-    with caplog.at_level(logging.ERROR, logger="herald.metrics"):
+    with caplog.at_level(logging.ERROR, logger="herald.ops.metrics"):
         metrics.record_outcome("not a delivery key", "sent")  # no channel in it: nothing counted
         metrics.record_outcome("still not a key", "sent")
     assert value("herald_outcomes_total", channel="sms", outcome="sent") == before

@@ -1,4 +1,4 @@
-"""herald.poison: which queue items are no message, which task arguments are wrong, and the
+"""herald.state.poison: which queue items are no message, which task arguments are wrong, and the
 masked sample a dead letter keeps."""
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from herald.state.poison import MAX_KEYS, deliver_args, envelope_problem, intake_args, sample
 from kombu import Connection
-
-from herald.poison import MAX_KEYS, deliver_args, envelope_problem, intake_args, sample
 
 
 def _envelope(**overrides: Any) -> dict[str, Any]:

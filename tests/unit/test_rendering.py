@@ -1,4 +1,4 @@
-"""herald.rendering.Renderer on the project's own templates, with their example data."""
+"""herald.rendering.renderer.Renderer on the project's own templates, with their example data."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from herald.catalog import Catalog
 from herald.config import Settings
 from herald.models import CHANNELS, Channel
-from herald.rendering import Rendered, Renderer
-from herald.samples import SAMPLE_TO, sample_context
+from herald.rendering.catalog import Catalog
+from herald.rendering.renderer import Rendered, Renderer
+from herald.rendering.samples import SAMPLE_TO, sample_context
 
 KINDS = ("overdue_notice", "repayment_due", "installment_due", "agreement_confirmed", "early_warning")
 LOCALES = ("zh-CN", "en")

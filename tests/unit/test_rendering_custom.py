@@ -1,4 +1,4 @@
-"""herald.rendering.Renderer on a temporary templates folder: sandbox, errors, fallback, escaping."""
+"""herald.rendering.renderer.Renderer on a temporary templates folder: sandbox, errors, fallback, escaping."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from herald.catalog import load_catalog
 from herald.config import Settings
 from herald.models import Channel
-from herald.rendering import Rendered, Renderer, RenderError
+from herald.rendering.catalog import load_catalog
+from herald.rendering.renderer import Rendered, Renderer, RenderError
 
 KIND = "custom"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

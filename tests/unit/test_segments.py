@@ -1,4 +1,4 @@
-"""Behaviour of herald.segments: encoding choice, unit costs and segment boundaries."""
+"""Behaviour of herald.rendering.segments: encoding choice, unit costs and segment boundaries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from herald.segments import (
+from herald.rendering.segments import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     SegmentCount,

@@ -1,4 +1,4 @@
-"""herald.segments against Twilio's own calculator, the npm package sms-segments-calculator.
+"""herald.rendering.segments against Twilio's own calculator, the npm package sms-segments-calculator.
 
 A few hundred strings, made deterministically around the segment boundaries, are sent to
 tests/oracle/segments.js in one node run; our encoding and segment count must equal the
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from herald.segments import GSM7_BASIC, GSM7_EXTENSION, count_segments
+from herald.rendering.segments import GSM7_BASIC, GSM7_EXTENSION, count_segments
 
 ORACLE_DIR = Path(__file__).resolve().parents[1] / "oracle"
 ORACLE_SCRIPT = ORACLE_DIR / "segments.js"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from herald.supervise import Supervisor, numbered
+from herald.ops.supervise import Supervisor, numbered
 
 
 def test_a_process_that_dies_is_restarted_with_a_growing_delay() -> None:

@@ -31,7 +31,7 @@ signal.pause()
 
 SUPERVISOR = """
 import sys
-from herald.supervise import Supervisor
+from herald.ops.supervise import Supervisor
 Supervisor([[sys.executable, "-c", sys.argv[1], sys.argv[2]]]).run()
 """
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
-from herald.catalog import Catalog
 from herald.config import Settings
-from herald.rendering import Renderer, RenderError
-from herald.samples import sample_context
-from herald.sandbox import MAX_SIZE
+from herald.rendering.catalog import Catalog
+from herald.rendering.renderer import Renderer, RenderError
+from herald.rendering.samples import sample_context
+from herald.rendering.sandbox import MAX_SIZE
 from tests.unit.test_rendering_custom import Kind
 
 WHERE = r"custom/sms\.en\.j2:1: "

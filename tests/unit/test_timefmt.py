@@ -1,4 +1,4 @@
-"""Times shown to people (herald.timefmt): HERALD_DEFAULT_TIMEZONE, to the second, zone named."""
+"""Times shown to people (herald.display.timefmt): HERALD_DEFAULT_TIMEZONE, to the second, zone named."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from herald import store
 from herald.config import Settings
-from herald.timefmt import display_zone, local_time, local_time_named, zone_note
+from herald.display.timefmt import display_zone, local_time, local_time_named, zone_note
+from herald.state import store
 
 INSTANT = datetime(2026, 12, 6, 14, 47, 3, 456_000, tzinfo=UTC)  # 22:47:03.456 in Shanghai
 

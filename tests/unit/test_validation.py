@@ -1,4 +1,4 @@
-"""herald.validation.parse_reminder: every bad field reported by its dotted name."""
+"""herald.intake.validation.parse_reminder: every bad field reported by its dotted name."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from herald.catalog import Catalog, load_catalog
+from herald.intake.validation import FieldError, ReminderInvalid, parse_reminder
 from herald.models import MAX_DATA_BYTES, Reminder
-from herald.validation import FieldError, ReminderInvalid, parse_reminder
+from herald.rendering.catalog import Catalog, load_catalog
 
 DROP = object()
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from herald.reconciler import RateBudget
-from herald.watchdog import StallDetector, TaskTracker
+from herald.ops.reconciler import RateBudget
+from herald.ops.watchdog import StallDetector, TaskTracker
 
 STALL = 120.0
 

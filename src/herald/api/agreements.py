@@ -16,13 +16,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from herald.agreements import Event, apply_event
 from herald.api.auth import Operator
 from herald.api.common import errors, field_error
 from herald.api.deps import redis_of, settings_of
 from herald.api.suppressions import HoldOut, change_holds
+from herald.holds.agreements import Event, apply_event
+from herald.holds.suppression import SuppressionStore, parse_until
 from herald.models import ID_PATTERN, MAX_ID
-from herald.suppression import SuppressionStore, parse_until
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 

@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
+from herald.access.apikeys import ApiKey, KeyRequestError, KeyStore, Scope
 from herald.api.auth import Admin
 from herald.api.common import Name, errors, field_error
 from herald.api.deps import redis_of
-from herald.keys import ApiKey, KeyRequestError, KeyStore, Scope
 
 router = APIRouter(prefix="/v1/keys", tags=["API keys"])
 

@@ -6,7 +6,6 @@ import logging
 
 from fastapi import FastAPI
 
-from herald import store
 from herald.api import history as history_api
 from herald.api import metrics as metrics_api
 from herald.api import operator as operator_page
@@ -15,8 +14,9 @@ from herald.api import v1 as v1_api
 from herald.api.bodylimit import BodyLimit
 from herald.api.docs import documented_app
 from herald.config import Settings, get_settings
-from herald.links import UNSUBSCRIBE_PATH
-from herald.redisconn import settings_client
+from herald.rendering.links import UNSUBSCRIBE_PATH
+from herald.state import store
+from herald.state.redisconn import settings_client
 
 
 class HideUnsubscribeTokens(logging.Filter):

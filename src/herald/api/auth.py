@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from herald.access.apikeys import KeyStore, Scope
 from herald.api.deps import redis_of
-from herald.keys import KeyStore, Scope
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hk_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, as a header.")

@@ -19,8 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, StringConstraints
 
-from herald.producer import EnqueueInterrupted
-from herald.redisconn import is_full
+from herald.intake.producer import EnqueueInterrupted
+from herald.state.redisconn import is_full
 
 log = logging.getLogger("herald.api")
 

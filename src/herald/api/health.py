@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from herald.api.deps import redis_of, settings_of
-from herald.heartbeat import check_health
+from herald.ops.health import check_health
 
 router = APIRouter(tags=["ops"])
 

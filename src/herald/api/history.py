@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from herald.api.auth import Operator
 from herald.api.common import errors
 from herald.api.deps import redis_of, settings_of
-from herald.history import MAX_LIMIT, HistoryEntry, account_history, next_before, parse_cursor
 from herald.ledger.db import LedgerUnavailable, describe_error
+from herald.ledger.history import MAX_LIMIT, HistoryEntry, account_history, next_before, parse_cursor
 from herald.models import MAX_ID
 
 router = APIRouter(prefix="/v1/accounts", tags=["history"])

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from herald.api.auth import Operator
 from herald.api.common import Reason, errors
 from herald.api.deps import redis_of, settings_of
-from herald.indoubt import list_in_doubt, resolve
+from herald.delivery.indoubt import list_in_doubt, resolve
 from herald.models import MAX_ID
 
 router = APIRouter(prefix="/v1/in-doubt", tags=["in-doubt deliveries"])

@@ -11,8 +11,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from herald.config import Settings
-from herald.metrics import process_registry
-from herald.metrics_server import token_ok
+from herald.ops.metrics import process_registry
+from herald.ops.metrics_server import token_ok
 
 router = APIRouter(tags=["ops"])
 

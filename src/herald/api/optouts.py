@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field, StringConstraints
 from herald.api.auth import Operator
 from herald.api.common import Utf8, errors, field_error
 from herald.api.deps import redis_of
-from herald.masking import mask_address
+from herald.display.masking import mask_address
+from herald.holds.optouts import OptOuts
 from herald.models import Channel
-from herald.optouts import OptOuts
 
 router = APIRouter(prefix="/v1/optouts", tags=["opt-outs"])
 

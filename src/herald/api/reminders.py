@@ -1,6 +1,6 @@
 """``/v1/reminders`` (scope ``producer``): enqueue, read and cancel reminders.
 
-The same rules as ``herald.producer`` from Python and ``herald enqueue`` from the command line:
+The same rules as ``herald.intake.producer`` from Python and ``herald enqueue`` from the command line:
 a reminder's ``id`` is its idempotency key; the same id with the same body is a ``duplicate``,
 with another body a ``conflict``; a bad reminder is ``rejected`` with its fields and never
 affects the others of a batch.
@@ -19,11 +19,11 @@ from pydantic_core import core_schema
 from herald.api.auth import Producer as ProducerKey
 from herald.api.common import ErrorBody, errors
 from herald.api.deps import redis_of, settings_of
-from herald.cancellation import UnknownReminder, cancel
-from herald.catalog import CatalogError
+from herald.intake.cancellation import UnknownReminder, cancel
+from herald.intake.producer import EnqueueResult, Producer
 from herald.models import ID_PATTERN, MAX_ID, Reminder
-from herald.producer import EnqueueResult, Producer
-from herald.status import StatusError, read_status
+from herald.rendering.catalog import CatalogError
+from herald.state.status import StatusError, read_status
 
 router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
 
@@ -96,7 +96,7 @@ class BatchResult(BaseModel):
 class DeliveryStatus(BaseModel):
     """One channel of a reminder: its state, and its outcome with the reason once it has one.
 
-    As ``herald status --json`` prints it (both come from ``herald.status.read_status``): times
+    As ``herald status --json`` prints it (both come from ``herald.state.status.read_status``): times
     are ISO-8601 UTC, null until reached.
     """
 

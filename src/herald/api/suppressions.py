@@ -10,13 +10,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from herald import clock, store
+from herald import clock
 from herald.api.auth import Operator
 from herald.api.common import Name, Reason, errors, field_error
 from herald.api.deps import redis_of, settings_of
-from herald.holdcsv import HoldInputError, build_hold
+from herald.holds.holdcsv import HoldInputError, build_hold
+from herald.holds.suppression import Change, Hold, SuppressionStore
 from herald.models import ID_PATTERN, MAX_ID, Category
-from herald.suppression import Change, Hold, SuppressionStore
+from herald.state import store
 
 router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])
 

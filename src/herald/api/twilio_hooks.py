@@ -14,11 +14,12 @@ import redis
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from twilio.request_validator import RequestValidator
 
-from herald import clock, store
+from herald import clock
 from herald.api.deps import public_url_of, redis_of, settings_of
 from herald.config import Settings
-from herald.masking import mask_phone
-from herald.optouts import OptOuts, keyword_action
+from herald.display.masking import mask_phone
+from herald.holds.optouts import OptOuts, keyword_action
+from herald.state import store
 
 log = logging.getLogger("herald.api.twilio")
 router = APIRouter(prefix="/v1/providers/twilio", tags=["provider webhooks"])

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse
 
 from herald.api.deps import redis_of, settings_of
 from herald.config import Settings
-from herald.links import UNSUBSCRIBE_PATH, read_unsubscribe_token
-from herald.masking import mask_email
-from herald.optouts import OptOuts
+from herald.display.masking import mask_email
+from herald.holds.optouts import OptOuts
+from herald.rendering.links import UNSUBSCRIBE_PATH, read_unsubscribe_token
 
 router = APIRouter(prefix=UNSUBSCRIBE_PATH, tags=["unsubscribe"])
 

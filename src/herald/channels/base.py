@@ -33,11 +33,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from herald import metrics
+from herald import instruments as metrics
 from herald.config import Settings
-from herald.masking import mask_address, scrub
+from herald.display.masking import mask_address, scrub
 from herald.models import Channel
-from herald.rendering import Rendered
+from herald.rendering.renderer import Rendered
 
 
 @dataclass(frozen=True)

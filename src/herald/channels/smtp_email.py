@@ -26,7 +26,7 @@ from herald.channels.base import (
     RetryableError,
     SendResult,
 )
-from herald.links import unsubscribe_url
+from herald.rendering.links import unsubscribe_url
 
 IDLE_CHECK = 10.0  # seconds idle after which a pooled connection is checked with NOOP
 

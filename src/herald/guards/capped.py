@@ -1,17 +1,25 @@
-"""Over the cap: the account was contacted too often on this channel and category lately."""
+"""Over the cap (frequency caps): at most N contacts of an account on a channel and category per window.
+
+Configured as ``HERALD_CAPS``, e.g. ``sms.collection=2/24h,1/4h;email.collection=3/24h``: at
+most 2 collection SMS a day and 1 per 4 hours, and 3 collection emails a day. The count is kept
+per account, channel and category in a Redis sorted set of claim times, and enforced inside
+the atomic claim, so it holds across any number of worker processes. Over the cap, a delivery
+is scheduled for when the cap allows it (``HERALD_CAP_ACTION=defer``, the default) or ends
+``capped`` (``HERALD_CAP_ACTION=drop``).
+"""
 
 from __future__ import annotations
 
-from herald.caps import cap_key, parse_caps
 from herald.guards.base import Defer, Delivery, Guard, GuardContext, Skip, Verdict
 from herald.models import Outcome
-from herald.store import iso
+from herald.state.store import cap_key, iso
+from herald.values.caps import parse_caps
 
 
 class CapGuard(Guard):
     """Defers (or, with ``HERALD_CAP_ACTION=drop``, ends ``capped``) deliveries over a cap.
 
-    Parameters: ``HERALD_CAPS`` and ``HERALD_CAP_ACTION`` (see ``herald.caps``). Hook: ``check``
+    Parameters: ``HERALD_CAPS`` and ``HERALD_CAP_ACTION`` (see the module docstring). Hook: ``check``
     counts recent contacts in one pipeline. It is a pre-filter: the claim counts again
     atomically, so deliveries of one account racing in other processes cannot pass together.
     """

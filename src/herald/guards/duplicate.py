@@ -7,9 +7,9 @@ pending.) Upstream systems sometimes decide the same notice twice under differen
 
 from __future__ import annotations
 
-from herald import store
 from herald.guards.base import Delivery, Guard, GuardContext, Skip, Verdict
 from herald.models import Outcome
+from herald.state import store
 
 
 def recent_key(account: str, kind: str, channel: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from herald.guards.base import Delivery, Guard, GuardContext, Skip, Verdict
 from herald.models import Outcome
-from herald.store import iso
+from herald.state.store import iso
 
 
 class ExpiredGuard(Guard):

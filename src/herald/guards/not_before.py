@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from herald.guards.base import Defer, Delivery, Guard, GuardContext, Verdict
-from herald.store import iso
+from herald.state.store import iso
 
 
 class NotBeforeGuard(Guard):

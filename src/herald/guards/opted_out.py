@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from herald import store
 from herald.guards.base import Delivery, Guard, GuardContext, Skip, Verdict
 from herald.models import Outcome
+from herald.state import store
 
 
 class OptedOutGuard(Guard):

@@ -3,9 +3,10 @@ before the account's latest collection hold began (superseded)."""
 
 from __future__ import annotations
 
-from herald import store, suppression
 from herald.guards.base import Delivery, Guard, GuardContext, Skip, Verdict
+from herald.holds import suppression
 from herald.models import Outcome
+from herald.state import store
 
 
 class SuppressionUnknown(RuntimeError):

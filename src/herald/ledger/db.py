@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
 from herald.ledger.schema import metadata
-from herald.ledger.urls import display_url, normalize_url
+from herald.values.ledger_urls import display_url, normalize_url
 
 SQLITE_BUSY_MS = 30_000
 """How long a SQLite connection waits for another process's write to finish."""

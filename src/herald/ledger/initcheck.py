@@ -22,10 +22,10 @@ import orjson
 import redis
 from sqlalchemy import Engine
 
-from herald import store
+from herald.holds.suppression import LEGACY_MARKER, MARKER
 from herald.ledger.rebuild import hold_changes_count, optout_changes_count
-from herald.ledger.urls import display_url
-from herald.suppression import LEGACY_MARKER, MARKER
+from herald.state import store
+from herald.values.ledger_urls import display_url
 
 
 class InitRefused(RuntimeError):

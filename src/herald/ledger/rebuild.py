@@ -35,12 +35,14 @@ import orjson
 import redis
 from sqlalchemy import Engine, Row, func, select
 
-from herald import clock, optouts, store, suppression
+from herald import clock
+from herald.holds import optouts, suppression
+from herald.holds.suppression import Hold, SuppressionStore
 from herald.ledger.schema import hold_events, optout_events
-from herald.ledger.urls import display_url
 from herald.ledger.writer import unread
 from herald.models import CHANNELS
-from herald.suppression import Hold, SuppressionStore
+from herald.state import store
+from herald.values.ledger_urls import display_url
 
 ACCOUNTS_PER_ROUND_TRIP = 500
 """Accounts restored per pipelined Redis round trip."""

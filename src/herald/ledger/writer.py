@@ -37,9 +37,12 @@ import redis
 from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, delete, exists, not_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from herald import clock, optouts, store, suppression
+from herald import clock
+from herald.holds import optouts, suppression
 from herald.ledger.db import describe_error, insert_ignore, upsert
 from herald.ledger.schema import checkpoints, delivery_events, hold_events, optout_events
+from herald.periodic import run_every
+from herald.state import store
 
 log = logging.getLogger("herald.ledger")
 
@@ -104,16 +107,17 @@ def _extra(fields: dict[str, str], known: frozenset[str]) -> str | None:
     return orjson.dumps(other).decode() if other else None
 
 
+def _header(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The columns every ledger row starts with: where the entry came from, and when."""
+    ms, seq = split_id(entry_id)
+    return {"stream": stream, "entry_id": entry_id, "ms": ms, "seq": seq, "at": _at(fields.get("at", ""), ms)}
+
+
 def delivery_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
     """The ``delivery_events`` row of one entry of the events stream."""
-    ms, seq = split_id(entry_id)
     get = fields.get
     return {
-        "stream": stream,
-        "entry_id": entry_id,
-        "ms": ms,
-        "seq": seq,
-        "at": _at(get("at", ""), ms),
+        **_header(stream, entry_id, fields),
         "account_id": get("account_id", ""),
         "delivery_key": get("key", ""),
         "reminder_id": get("reminder_id", ""),
@@ -130,16 +134,11 @@ def delivery_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str
 
 def hold_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
     """The ``hold_events`` row of one entry of the holds audit stream."""
-    ms, seq = split_id(entry_id)
     before, after = fields.get("before", ""), fields.get("after", "")
     record = store.json_object(after) or store.json_object(before)
     until = store.json_object(after).get("until")
     return {
-        "stream": stream,
-        "entry_id": entry_id,
-        "ms": ms,
-        "seq": seq,
-        "at": _at(fields.get("at", ""), ms),
+        **_header(stream, entry_id, fields),
         "account_id": fields.get("account_id", ""),
         "action": fields.get("action", ""),
         "actor": fields.get("by", ""),
@@ -154,14 +153,9 @@ def hold_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, An
 
 def optout_row(stream: str, entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
     """The ``optout_events`` row of one entry of the opt-out audit stream."""
-    ms, seq = split_id(entry_id)
     get = fields.get
     return {
-        "stream": stream,
-        "entry_id": entry_id,
-        "ms": ms,
-        "seq": seq,
-        "at": _at(get("at", ""), ms),
+        **_header(stream, entry_id, fields),
         "channel": get("channel", ""),
         "address": get("address", ""),
         "action": get("action", ""),
@@ -374,31 +368,23 @@ class LedgerWriter:
     # -- the long-running process -------------------------------------------------------
 
     def run(self, stop: threading.Event, poll: float) -> None:
-        """Drain, wait ``poll`` seconds, repeat, until ``stop``; prune hourly; wait out outages."""
-        failures = 0
+        """Drain, wait ``poll`` seconds when caught up, repeat, until ``stop``; prune hourly;
+        wait out outages of Redis or the database (``herald.periodic``)."""
         next_prune = 0.0
-        while not stop.is_set():
-            try:
-                if time.monotonic() >= next_prune:
-                    pruned = self.prune()
-                    if pruned.deliveries or pruned.holds or pruned.optouts:
-                        log.info(
-                            "retention: deleted %d delivery, %d hold and %d opt-out rows",
-                            pruned.deliveries,
-                            pruned.holds,
-                            pruned.optouts,
-                        )
-                    next_prune = time.monotonic() + PRUNE_EVERY
-                report = self.drain(stop, max_rounds=100)
-            except (redis.RedisError, SQLAlchemyError) as exc:
-                failures += 1
-                wait = min(MAX_BACKOFF, poll * 2 ** min(failures, 10))
-                log.warning("ledger writer: %s; trying again in %.1f s", describe_error(exc), wait)
-                stop.wait(wait)
-                continue
-            if failures:
-                log.info("ledger writer: working again")
-                failures = 0
+
+        def step() -> bool:
+            nonlocal next_prune
+            if time.monotonic() >= next_prune:
+                pruned = self.prune()
+                if pruned.deliveries or pruned.holds or pruned.optouts:
+                    log.info(
+                        "retention: deleted %d delivery, %d hold and %d opt-out rows",
+                        pruned.deliveries,
+                        pruned.holds,
+                        pruned.optouts,
+                    )
+                next_prune = time.monotonic() + PRUNE_EVERY
+            report = self.drain(stop, max_rounds=100)
             if report.total:
                 log.info(
                     "copied %d events, %d hold changes and %d opt-out changes; trimmed %d from %s",
@@ -408,5 +394,14 @@ class LedgerWriter:
                     report.trimmed,
                     store.EVENTS,
                 )
-            if report.caught_up:
-                stop.wait(poll)
+            return not report.caught_up
+
+        run_every(
+            poll,
+            step,
+            stop,
+            name="ledger writer",
+            outages=(redis.RedisError, SQLAlchemyError),
+            describe=describe_error,
+            max_wait=MAX_BACKOFF,
+        )

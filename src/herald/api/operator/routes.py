@@ -23,6 +23,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from herald.access.apikeys import ApiKey, KeyStore
 from herald.api.deps import redis_of, settings_of
 from herald.api.operator.session import (
     SESSION_COOKIE,
@@ -36,7 +37,9 @@ from herald.api.operator.session import (
 )
 from herald.api.operator.views import IN_DOUBT_PAGE, account_view, in_doubt_count, in_doubt_rows
 from herald.config import Settings
-from herald.holdcsv import (
+from herald.delivery.indoubt import resolve
+from herald.display.timefmt import display_zone, zone_note
+from herald.holds.holdcsv import (
     CsvHeaderError,
     HoldInputError,
     ImportReport,
@@ -45,11 +48,8 @@ from herald.holdcsv import (
     parse_categories,
     read_rows,
 )
-from herald.indoubt import resolve
-from herald.keys import ApiKey, KeyStore
+from herald.holds.suppression import CATEGORIES, SuppressionStore
 from herald.models import ID_PATTERN, MAX_ID
-from herald.suppression import CATEGORIES, SuppressionStore
-from herald.timefmt import display_zone, zone_note
 
 log = logging.getLogger("herald.operator")
 

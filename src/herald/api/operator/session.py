@@ -27,8 +27,9 @@ import redis
 from fastapi import Response
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
-from herald import clock, store
+from herald import clock
 from herald.config import Settings
+from herald.state import store
 
 SESSION_COOKIE = "herald_operator"
 SIGNIN_COOKIE = "herald_operator_signin"

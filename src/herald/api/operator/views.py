@@ -1,8 +1,8 @@
 """What the operator page shows of holds, audit entries, history and in-doubt deliveries.
 
 Plain rows for the templates: times as people read them, in HERALD_DEFAULT_TIMEZONE to the
-second (:func:`herald.timefmt.local_time`; each table's caption names the zone), free text
-scrubbed of phone numbers and email addresses (:func:`herald.masking.scrub`); the templates
+second (:func:`herald.display.timefmt.local_time`; each table's caption names the zone), free text
+scrubbed of phone numbers and email addresses (:func:`herald.display.masking.scrub`); the templates
 escape everything.
 """
 
@@ -15,14 +15,15 @@ from zoneinfo import ZoneInfo
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from herald import clock, store
+from herald import clock
 from herald.config import Settings
-from herald.history import account_history
-from herald.indoubt import list_in_doubt
+from herald.delivery.indoubt import list_in_doubt
+from herald.display.masking import scrub
+from herald.display.timefmt import display_zone, local_time, zone_note
+from herald.holds.suppression import Hold, SuppressionStore
 from herald.ledger.db import LedgerUnavailable
-from herald.masking import scrub
-from herald.suppression import Hold, SuppressionStore
-from herald.timefmt import display_zone, local_time, zone_note
+from herald.ledger.history import account_history
+from herald.state import store
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 100

@@ -1,0 +1,54 @@
+"""The ``herald`` command: one Typer app, its commands in one module per group.
+
+| module | commands |
+| --- | --- |
+| ``reminders`` | ``enqueue``, ``status``, ``resolve``, ``cancel`` |
+| ``processes`` | ``worker``, ``scheduler``, ``api``, ``flower``, ``run`` |
+| ``templates`` | ``templates check``, ``templates fields``, ``preview`` |
+| ``suppress``, ``optout``, ``deadletter``, ``keys`` | their groups |
+| ``ledger``, ``reconcile`` | ``ledger``, ``history``, ``reconcile`` |
+
+``common`` holds what they share: the consoles, tables for people, errors, the Redis client.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from herald.cli import deadletter, keys, ledger, optout, processes, reconcile, reminders, suppress, templates
+
+app = typer.Typer(
+    help="herald: multi-channel reminder dispatcher (SMS, email, push).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.command()(reminders.enqueue)
+app.command()(reminders.status)
+app.command()(reminders.resolve)
+app.command()(reminders.cancel)
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(processes.worker)
+app.command()(processes.scheduler)
+app.command()(processes.api)
+app.command()(processes.flower)
+app.command()(templates.preview)
+app.command()(processes.run)
+templates_app = typer.Typer(help="Check and preview the message templates.", no_args_is_help=True)
+templates_app.command("check")(templates.templates_check)
+templates_app.command("fields")(templates.templates_fields)
+app.add_typer(templates_app, name="templates")
+app.add_typer(optout.app, name="optout")
+app.add_typer(deadletter.app, name="deadletter")
+app.add_typer(suppress.app, name="suppress")
+app.add_typer(keys.app, name="keys")
+app.command("ledger")(ledger.ledger)
+app.command("history")(ledger.history)
+app.command("reconcile")(reconcile.reconcile)
+
+
+def main() -> None:
+    """Entry point of the ``herald`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]

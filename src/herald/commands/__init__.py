@@ -1,1 +1,0 @@
-"""Sub-commands of ``herald``, one module per group."""

@@ -1,0 +1,100 @@
+"""Cluster-wide rate limits: GCRA in Redis (``lua/ratelimit.lua``), on Redis's clock.
+
+Each channel's provider has one limit (``HERALD_RATE_SMS`` / ``_EMAIL`` / ``_PUSH``, e.g.
+``30/s`` or ``1000/m``) with a burst (``HERALD_RATE_SMS_BURST`` ...: how many units may go at
+once), and SMS optionally one per sender number (``HERALD_RATE_SMS_SENDER``). A unit is an SMS
+segment, an email, or a push message to one device. Limits hold across every worker process
+and host because they live in Redis; Celery's per-worker ``rate_limit`` is never used.
+
+A delivery reserves its units before its claim. A reservation that must wait at most
+``HERALD_RATE_MAX_WAIT`` seconds is awaited in the worker's event loop; a longer one reserves
+nothing and the delivery goes to the scheduler until the limit has room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from herald.config import Settings
+from herald.models import Channel
+from herald.state import store
+from herald.values.rates import Rate, parse_rate
+
+PREFIX = store.PREFIX + "rl:"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The limiter's answer for one delivery: when it may go, or when to come back."""
+
+    granted: bool
+    wait: float  # seconds
+
+
+GRANTED_NOW = Grant(True, 0.0)
+
+
+class Limiter:
+    """Reserves units of the provider's (and the sender's) limit for deliveries, pipelined."""
+
+    def __init__(self, settings: Settings, client: aioredis.Redis, script: AsyncScript) -> None:
+        self.settings = settings
+        self.redis = client
+        self.script = script
+        self.max_wait_us = round(settings.rate_max_wait * 1_000_000)
+        self._limits: dict[tuple[Channel, str], list[tuple[str, Rate]]] = {}
+
+    def limits(self, channel: Channel, sender: str = "") -> list[tuple[str, Rate]]:
+        """The keys and rates that a delivery on ``channel`` from ``sender`` must pass."""
+        cached = self._limits.get((channel, sender))
+        if cached is None:
+            cached = limits_for(self.settings, channel, sender)
+            self._limits[(channel, sender)] = cached
+        return cached
+
+    async def reserve(self, channel: Channel, costs: list[int], sender: str = "") -> list[Grant]:
+        """Reserve ``costs`` units for each delivery, in order, in one pipelined round trip."""
+        limits = self.limits(channel, sender)
+        if not limits or not costs:
+            return [GRANTED_NOW for _ in costs]
+        keys = [key for key, _ in limits]
+        tail: list[int] = []
+        for _, rate in limits:
+            tail += [rate.interval_us, rate.tolerance_us]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cost in costs:
+                args: list[str | int] = [max(1, cost), self.max_wait_us, "", *tail]
+                await self.script(keys=keys, args=args, client=pipe)
+            answers = await pipe.execute()
+        return [Grant(bool(int(g)), int(w) / 1_000_000) for g, w in answers]
+
+
+def limits_for(settings: Settings, channel: Channel, sender: str = "") -> list[tuple[str, Rate]]:
+    """The limits of ``channel``'s provider (and of the sender number, for SMS)."""
+    s = settings
+    provider, spec, burst = {
+        "sms": (s.sms_provider, s.rate_sms, s.rate_sms_burst),
+        "email": (s.email_provider, s.rate_email, s.rate_email_burst),
+        "push": (s.push_provider, s.rate_push, s.rate_push_burst),
+    }[channel]
+    out: list[tuple[str, Rate]] = []
+    rate = parse_rate(spec, burst)
+    if rate is not None:
+        out.append((f"{PREFIX}{channel}:{provider}", rate))
+    if channel == "sms" and sender and s.rate_sms_sender:
+        per_sender = parse_rate(s.rate_sms_sender)
+        if per_sender is not None:
+            out.append((f"{PREFIX}sms:{provider}:sender:{sender}", per_sender))
+    return out
+
+
+def cost_of(channel: Channel, segments: int | None, addresses: int) -> int:
+    """Units a delivery takes: an SMS its segments, a push one per device, an email one."""
+    if channel == "sms":
+        return max(1, segments or 1)
+    if channel == "push":
+        return max(1, addresses)
+    return 1

@@ -1,0 +1,224 @@
+"""Holds from operators' input: one form, one CSV line, or a whole CSV file.
+
+The CSV format is the one ``herald suppress import`` reads and ``herald suppress export``
+writes: a header naming at least ``account_id`` and ``reason``, then one hold a line::
+
+    account_id,reason,until,agreement,categories,by
+    acct-1029,plan signed,,AGR-77,collection,ops-li
+    acct-2041,hardship review,2026-12-31,,collection;agreement,ops-li
+
+``until`` is a date (the end of that day in the default time zone) or a time with an offset;
+``categories`` is separated by spaces or ``;`` (default ``collection``). A bad line is
+reported with its number, the field and a message naming it; the good lines are applied. An
+imported line's hold id is derived from its content, so importing the same file again
+changes nothing.
+
+Used by the command line and the operator page alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from herald.holds.suppression import CATEGORIES, Hold, SuppressionStore, hold_id, parse_until
+from herald.models import ID_PATTERN, MAX_ID
+
+CSV_COLUMNS = ("account_id", "reason", "until", "agreement", "categories", "by")
+REQUIRED_COLUMNS = ("account_id", "reason")
+IMPORT_BATCH = 1000
+MAX_REASON = 1000
+_IDENTIFIER = re.compile(ID_PATTERN)
+
+
+class HoldInputError(ValueError):
+    """One field of a hold is wrong; ``field`` names it and the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class CsvHeaderError(ValueError):
+    """The file's header lacks a required column: nothing in it can be read."""
+
+
+@dataclass(frozen=True)
+class LineError:
+    """A line that was not applied: its number in the file, the field and the message."""
+
+    line: int
+    field: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did: counts per action (``added``, ``replaced``, ``unchanged``) and bad lines."""
+
+    lines: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {"added": 0, "replaced": 0, "unchanged": 0})
+    errors: list[LineError] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """``3 added, 0 replaced, 1 unchanged, 1 bad lines``."""
+        done = ", ".join(f"{n} {action}" for action, n in self.counts.items())
+        return f"{done}, {len(self.errors)} bad lines"
+
+
+def parse_categories(values: Iterable[str] | None) -> tuple[str, ...]:
+    """The categories named (default ``collection``), in order, without repeats."""
+    chosen = tuple(dict.fromkeys(v for v in (values or []) if v)) or ("collection",)
+    unknown = [c for c in chosen if c not in CATEGORIES]
+    if unknown:
+        raise HoldInputError(
+            "categories",
+            f"unknown categories {', '.join(unknown)} (known: {', '.join(CATEGORIES)})",
+        )
+    return chosen
+
+
+def _identifier(name: str, value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_ID or not _IDENTIFIER.match(value):
+        raise HoldInputError(
+            name,
+            f"{name} {value[:40]!r} must be 1 to {MAX_ID} letters, digits or ._:@- "
+            "(starting with a letter or digit)",
+        )
+    return value
+
+
+def build_hold(
+    account: str,
+    reason: str,
+    until: str | None,
+    agreement: str | None,
+    categories: tuple[str, ...],
+    by: str,
+    *,
+    timezone: str,
+    stable_id: bool = False,
+) -> Hold:
+    """A checked hold; raises :class:`HoldInputError` naming the first bad field.
+
+    ``stable_id`` derives an operator hold's id from its content (imports: the same line twice
+    is one hold); otherwise it is fresh. An agreement hold's id is its agreement.
+    """
+    if not account.strip():
+        raise HoldInputError("account_id", "account_id is required")
+    account = _identifier("account_id", account)
+    reason = reason.strip()
+    if not reason:
+        raise HoldInputError("reason", "reason is required")
+    if len(reason) > MAX_REASON:
+        raise HoldInputError("reason", f"reason is longer than {MAX_REASON} characters")
+    try:
+        ends = parse_until(until, timezone)
+    except ValueError as exc:
+        raise HoldInputError("until", f"until: {exc}") from None
+    agreement = _identifier("agreement", agreement) if agreement and agreement.strip() else None
+    if agreement:
+        ident = hold_id("agreement", agreement)
+    elif stable_id:  # re-importing the same line must not add a second hold
+        digest = hashlib.sha256(f"{account}|{reason}|{until}|{','.join(categories)}".encode()).hexdigest()
+        ident = f"operator:{digest[:12]}"
+    else:
+        ident = hold_id("operator", None)
+    return Hold(
+        id=ident,
+        account_id=account,
+        source="agreement" if agreement else "operator",
+        reason=reason,
+        categories=categories,
+        agreement=agreement,
+        until=ends,
+        by=by,
+    )
+
+
+def read_rows(text: str) -> list[tuple[int, dict[str, str]]]:
+    """The data lines of a CSV text, each with its line number (the header is line 1).
+
+    Raises :class:`CsvHeaderError` when the header lacks ``account_id`` or ``reason``.
+    """
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    missing = set(REQUIRED_COLUMNS) - set(reader.fieldnames or [])
+    if missing:
+        raise CsvHeaderError(
+            f"the header must name {', '.join(sorted(missing))} (columns: {', '.join(CSV_COLUMNS)})"
+        )
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, {k: v for k, v in row.items() if isinstance(k, str)}))
+    except csv.Error as exc:
+        raise CsvHeaderError(f"line {reader.line_num}: not valid CSV: {exc}") from None
+    return rows
+
+
+def parse_row(number: int, row: dict[str, str], *, by: str, timezone: str) -> Hold | LineError:
+    """One CSV line as a hold (``by`` where the line names nobody), or the line's error."""
+    try:
+        raw_categories = (row.get("categories") or "").replace(";", " ").split()
+        return build_hold(
+            row.get("account_id") or "",
+            row.get("reason") or "",
+            row.get("until") or None,
+            row.get("agreement") or None,
+            parse_categories(raw_categories),
+            (row.get("by") or "").strip() or by,
+            timezone=timezone,
+            stable_id=True,
+        )
+    except HoldInputError as exc:
+        return LineError(number, exc.field, exc.message)
+
+
+def import_holds(
+    holds: SuppressionStore,
+    rows: list[tuple[int, dict[str, str]]],
+    *,
+    by: str,
+    timezone: str,
+    force_by: bool = False,
+    batch: int = IMPORT_BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Apply ``rows`` (from :func:`read_rows`) in batches; bad lines are reported, good ones kept.
+
+    ``by`` is who, where a line names nobody; with ``force_by`` it is who for every line (the
+    operator page records the signed-in operator). ``progress(done, total)`` is called after
+    each batch, with the number of lines handled so far.
+    """
+    report = ImportReport(lines=len(rows))
+    pending: list[Hold] = []
+    done = 0
+
+    def flush() -> None:
+        for change in holds.add_many(pending):
+            report.counts[change.action] = report.counts.get(change.action, 0) + 1
+        pending.clear()
+
+    for number, row in rows:
+        if force_by:
+            row = {**row, "by": by}
+        parsed = parse_row(number, row, by=by, timezone=timezone)
+        if isinstance(parsed, LineError):
+            report.errors.append(parsed)
+        else:
+            pending.append(parsed)
+        done += 1
+        if done % batch == 0:
+            flush()
+            if progress is not None:
+                progress(done, len(rows))
+    flush()
+    if progress is not None and done % batch:
+        progress(done, len(rows))
+    return report

@@ -1,0 +1,6 @@
+"""State: herald's Redis.
+
+Key names and readers, the Lua scripts (``lua/``, each opening with its KEYS and ARGV), Redis
+and Sentinel connections, the broker transport, queue names and the Celery configuration every
+process shares, and a reminder's status as people and machines read it. May import core only.
+"""
