@@ -26,7 +26,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from herald.holds.suppression import SuppressionStore  # noqa: E402
 from herald.intake.producer import Producer  # noqa: E402
 from herald.ops.embedded import free_port, start_redis  # noqa: E402
+from tests.harness import make_reminder  # noqa: E402
 from tests.standins.twilio import FakeTwilio  # noqa: E402
 
 SENDER = "+15005550006"
@@ -168,33 +168,14 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def reminders(count: int, kind: str = "overdue_notice", tag: str = "") -> list[dict[str, Any]]:
-    now = datetime.now(UTC)
+    """``count`` SMS reminders of ``kind``, one account each (the tests' builder, fresh ids)."""
     run = tag or uuid.uuid4().hex[:6]
-    data = {
-        "borrower_name": "李伟",
-        "loan_ref": "HL20250318-0427",
-        "installment_no": 4,
-        "installment_count": 12,
-        "amount_due": "2490.72",
-        "late_fee": "22.22",
-        "currency": "CNY",
-        "due_date": (now - timedelta(days=9)).date().isoformat(),
-        "days_overdue": 9,
-        "service_phone": "95188",
-        "plan_ref": "AGR-2026-0001",
-        "agreement_ref": "AGR-2026-0001",
-    }
-    return [
-        {
-            "id": f"b-{run}-{i}",
-            "account_id": f"acct-{run}-{i}",
-            "kind": kind,
-            "channels": ["sms"],
-            "to": {"phone": f"+86138{i % 10**8:08d}", "locale": "zh-CN", "timezone": "Asia/Shanghai"},
-            "data": data,
-        }
-        for i in range(count)
-    ]
+    out = []
+    for i in range(count):
+        reminder = make_reminder(id=f"b-{run}-{i}", account_id=f"acct-{run}-{i}", kind=kind, channels=["sms"])
+        reminder["to"] = {"phone": f"+86138{i % 10**8:08d}", "locale": "zh-CN", "timezone": "Asia/Shanghai"}
+        out.append(reminder)
+    return out
 
 
 def finished(client: redis.Redis) -> int:

@@ -36,6 +36,7 @@ from herald.holds.suppression import SuppressionStore
 from herald.intake.producer import Producer
 from herald.ops.embedded import EmbeddedRedisError, free_port, start_redis
 from herald.ops.heartbeat import queued_messages
+from herald.rendering.catalog import Catalog, cached_catalog
 from herald.state import store
 
 READY_TIMEOUT = 60.0
@@ -329,12 +330,31 @@ class Herald:
 
 
 def make_reminder(**overrides: Any) -> dict[str, Any]:
-    """A valid overdue notice on all three channels with a fresh id, dates relative to now."""
+    """A valid reminder with a fresh id, dates relative to now: the one builder of test (and
+    bench) reminders. By default an overdue notice on all three channels; with another known
+    ``kind`` and no ``data``, that kind's ``example.json`` (its dates made relative to today)."""
     today = datetime.now(UTC).date()
+    kind = overrides.get("kind", "overdue_notice")
+    data: dict[str, Any] = {
+        "borrower_name": "李伟",
+        "loan_ref": "HL-2026-0001",
+        "installment_no": 4,
+        "installment_count": 12,
+        "amount_due": "1234.50",
+        "late_fee": "12.00",
+        "currency": "CNY",
+        "due_date": (today - timedelta(days=9)).isoformat(),
+        "days_overdue": 9,
+        "service_phone": "95188",
+    }
+    if kind != "overdue_notice" and "data" not in overrides:
+        known = _catalog().kinds.get(kind)
+        if known is not None:
+            data = known.example_data(today)
     reminder: dict[str, Any] = {
         "id": f"t-{uuid.uuid4().hex[:12]}",
         "account_id": "acct-1029",
-        "kind": "overdue_notice",
+        "kind": kind,
         "channels": ["sms", "email", "push"],
         "to": {
             "phone": "+8613800138000",
@@ -343,21 +363,15 @@ def make_reminder(**overrides: Any) -> dict[str, Any]:
             "locale": "zh-CN",
             "timezone": "Asia/Shanghai",
         },
-        "data": {
-            "borrower_name": "李伟",
-            "loan_ref": "HL-2026-0001",
-            "installment_no": 4,
-            "installment_count": 12,
-            "amount_due": "1234.50",
-            "late_fee": "12.00",
-            "currency": "CNY",
-            "due_date": (today - timedelta(days=9)).isoformat(),
-            "days_overdue": 9,
-            "service_phone": "95188",
-        },
+        "data": data,
     }
     reminder.update(overrides)
     return reminder
+
+
+def _catalog() -> Catalog:
+    """The project's own template catalog (read once)."""
+    return cached_catalog(Path(__file__).resolve().parents[1] / "templates")
 
 
 def _start(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:

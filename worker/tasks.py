@@ -14,13 +14,13 @@ from typing import Any
 import redis
 from celery import Task
 from celery.signals import worker_shutting_down
-from herald.state.fanout import mark_queued, publish_deliveries
 
 from herald.config import get_settings
 from herald.delivery.aio import loop_thread
 from herald.delivery.pipeline import process_batch
 from herald.delivery.runtime import Runtime
 from herald.state import poison
+from herald.state.fanout import mark_queued, publish_deliveries
 from herald.state.queues import TASK_DELIVER, TASK_INTAKE
 from herald.state.redisconn import settings_client
 from worker.app import app

@@ -205,7 +205,13 @@ def test_the_build_stage_s_files_build_a_complete_wheel(tmp_path: Path) -> None:
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "herald = herald.cli:main" in archive.read(entry_points).decode()
-    assert {"herald/cli/__init__.py", "herald/state/redisconn.py", "herald/state/lua/claim.lua", "worker/app.py", "worker/tasks.py"} <= names
+    assert {
+        "herald/cli/__init__.py",
+        "herald/state/redisconn.py",
+        "herald/state/lua/claim.lua",
+        "worker/app.py",
+        "worker/tasks.py",
+    } <= names
     package_data = {
         str(p.relative_to(ROOT / "src"))
         for p in (ROOT / "src" / "herald").rglob("*")

@@ -21,7 +21,6 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from herald.values.redis_urls import RedisURLError, display_redis_url, parse_sentinel
 from pydantic import ValidationError
 
 from herald.config import Settings
@@ -30,6 +29,7 @@ from herald.intake.producer import Producer
 from herald.ops.embedded import free_port, start_redis
 from herald.state.queues import celery_config
 from herald.state.redisconn import redis_client
+from herald.values.redis_urls import RedisURLError, display_redis_url, parse_sentinel
 from tests.harness import make_reminder, wait_until
 
 MASTER = "herald"  # the name deploy/sentinel.conf monitors

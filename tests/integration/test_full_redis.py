@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from herald.state.fanout import mark_queued
 
+from herald.state.fanout import mark_queued
 from tests.harness import Herald, Unpublished, _start, make_reminder
 
 pytestmark = pytest.mark.integration

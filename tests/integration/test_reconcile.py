@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import redis
-from herald.state.fanout import mark_queued
 
 from herald import clock
 from herald.config import Settings
@@ -31,6 +30,7 @@ from herald.delivery.scheduler import Scheduler
 from herald.models import Outcome
 from herald.ops.reconciler import Reconciler
 from herald.state import store
+from herald.state.fanout import mark_queued
 from herald.state.queues import make_celery
 from tests.harness import (
     Herald,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from herald.values.ledger_urls import display_url, normalize_url
 from pydantic import ValidationError
 
 from herald.config import Settings
+from herald.values.ledger_urls import display_url, normalize_url
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import pytest
 
 from herald.config import get_settings
 from herald.rendering.catalog import Catalog, load_catalog
+from tests.harness import make_reminder
 
 CST = timezone(timedelta(hours=8))
 
@@ -36,33 +37,13 @@ def now() -> datetime:
 
 @pytest.fixture
 def wire(now: datetime) -> dict[str, Any]:
-    """DESIGN.md's example reminder (wire format), with its dates moved relative to now."""
-    return {
-        "id": "acct-1029-overdue-1",
-        "account_id": "acct-1029",
-        "kind": "overdue_notice",
-        "channels": ["sms", "email", "push"],
-        "to": {
-            "phone": "+8613800138000",
-            "email": "li.wei@example.cn",
-            "push_tokens": ["device-token-0001"],
-            "locale": "zh-CN",
-            "timezone": "Asia/Shanghai",
-        },
-        "data": {
-            "borrower_name": "李伟",
-            "loan_ref": "HL20250318-0427",
-            "installment_no": 4,
-            "amount_due": "1234.50",
-            "late_fee": "12.00",
-            "currency": "CNY",
-            "due_date": (now - timedelta(days=9)).date().isoformat(),
-            "days_overdue": 9,
-            "service_phone": "95188",
-        },
-        "not_before": (now + timedelta(hours=1)).astimezone(CST).isoformat(),
-        "expires_at": (now + timedelta(days=2)).astimezone(CST).isoformat(),
-    }
+    """DESIGN.md's example reminder (wire format, the tests' one builder), with its dates moved
+    relative to now."""
+    return make_reminder(
+        id="acct-1029-overdue-1",
+        not_before=(now + timedelta(hours=1)).astimezone(CST).isoformat(),
+        expires_at=(now + timedelta(days=2)).astimezone(CST).isoformat(),
+    )
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from herald.state.poison import MAX_KEYS, deliver_args, envelope_problem, intake_args, sample
 from kombu import Connection
+
+from herald.state.poison import MAX_KEYS, deliver_args, envelope_problem, intake_args, sample
 
 
 def _envelope(**overrides: Any) -> dict[str, Any]:
