@@ -8,9 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
-if [[ "${1:-}" == --quick ]]; then
-    shift
-    ensure_venv dev
+
+static_checks() {  # lint, types and the manual: no server needed
     say "ruff"
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
@@ -18,6 +17,12 @@ if [[ "${1:-}" == --quick ]]; then
     .venv/bin/mypy
     say "docs"
     NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
+}
+
+if [[ "${1:-}" == --quick ]]; then
+    shift
+    ensure_venv dev
+    static_checks
     say "unit tests"
     exec .venv/bin/pytest tests/unit -q "$@"
 fi
@@ -28,17 +33,11 @@ ensure_oracle
 ensure_contract
 ensure_chromium
 ensure_compose
-say "ruff"
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-say "mypy"
-.venv/bin/mypy
-say "docs"
-NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
+static_checks
 say "pytest"
 .venv/bin/pytest tests --ignore=tests/faults "$@"
 if [[ $# -eq 0 ]]; then
-    # The real system under load while it is broken, one fault at a time; budget: 12 minutes.
+    # The real system under load while it is broken, one fault at a time (docs/operations.md).
     say "fault suite"
     .venv/bin/pytest tests/faults -m faults
 fi

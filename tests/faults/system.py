@@ -51,8 +51,9 @@ from tests.faults.partition import Partition
 from tests.harness import READY_TIMEOUT, RedisServer, _start, wait_until, write_clock_offset
 from tests.standins.twilio import FakeTwilio
 
-VISIBILITY = 3600
-"""The default HERALD_VISIBILITY_TIMEOUT: a published message's deadline for the reconciler."""
+VISIBILITY = Settings().visibility_timeout
+"""The default visibility timeout (Settings().visibility_timeout): a published message's deadline
+for the reconciler."""
 HOLD = 60
 """The default HERALD_HOLD_SECONDS: a dead process's deliveries are back in work after it."""
 PROVIDER_TIMEOUT = 5.0

@@ -21,79 +21,26 @@ CORE = {"herald.config", "herald.clock", "herald.models", "herald.instruments", 
 """Modules every package may import: the settings, the clock, the wire format, the counters, the
 loop of the long-running helpers."""
 
+LAYERS: list[tuple[str, ...]] = [
+    ("values",),
+    ("core",),
+    ("display",),
+    ("rendering", "state"),
+    ("access", "holds", "channels"),
+    ("guards", "intake", "ledger"),
+    ("delivery",),
+    ("ops",),
+    ("api", "cli", "worker"),
+]
+"""herald's layers, lowest first: a package may import the packages of the layers below its own
+(and not its neighbours on its own layer)."""
 ALLOWED: dict[str, set[str]] = {
-    "core": {"values"},
-    "values": set(),
-    "display": {"core"},
-    "rendering": {"core", "display"},
-    "state": {"core", "values", "display"},
-    "access": {"core", "state"},
-    "holds": {"core", "values", "state", "display"},
-    "guards": {"core", "values", "state", "holds"},
-    "channels": {"core", "display", "rendering"},
-    "intake": {"core", "values", "display", "rendering", "state", "holds"},
-    "ledger": {"core", "values", "display", "state", "holds"},
-    "delivery": {"core", "values", "display", "rendering", "state", "holds", "guards", "channels"},
-    "ops": {
-        "core",
-        "values",
-        "display",
-        "rendering",
-        "state",
-        "access",
-        "holds",
-        "guards",
-        "channels",
-        "intake",
-        "ledger",
-        "delivery",
-    },
-    "api": {
-        "core",
-        "values",
-        "display",
-        "rendering",
-        "state",
-        "access",
-        "holds",
-        "guards",
-        "channels",
-        "intake",
-        "ledger",
-        "delivery",
-        "ops",
-    },
-    "cli": {
-        "core",
-        "values",
-        "display",
-        "rendering",
-        "state",
-        "access",
-        "holds",
-        "guards",
-        "channels",
-        "intake",
-        "ledger",
-        "delivery",
-        "ops",
-    },
-    "worker": {
-        "core",
-        "values",
-        "display",
-        "rendering",
-        "state",
-        "holds",
-        "guards",
-        "channels",
-        "intake",
-        "delivery",
-        "ops",
-    },
+    package: {below for lower in LAYERS[:depth] for below in lower}
+    for depth, layer in enumerate(LAYERS)
+    for package in layer
 }
-"""What each package may import, lowest layers first. ``herald.cli`` starts ``herald.api`` by
-name (uvicorn's factory string), never by import."""
+"""What each package may import. ``herald.cli`` starts ``herald.api`` by name (uvicorn's factory
+string), never by import; the worker app is never imported by the library."""
 
 
 def _modules() -> dict[str, Path]:
