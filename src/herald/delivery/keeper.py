@@ -49,9 +49,13 @@ class Keeper:
         """The process claimed ``key`` under ``token``: from now on its lease is what is renewed."""
         self.held[key] = token
 
-    def release(self, key: str) -> None:
-        """``key`` was recorded (or handed back): nothing of it is renewed any more."""
-        self.held.pop(key, None)
+    def release(self, key: str, token: str | None = None) -> None:
+        """``key`` was recorded (or handed back): nothing of it is renewed any more. With
+        ``token``, only while the process holds it under that token ('' for taken, not claimed):
+        a second copy of a delivery that this process claimed in another batch (a message
+        delivered twice) must not stop the renewal of the first one's lease."""
+        if token is None or self.held.get(key) == token:
+            self.held.pop(key, None)
 
     async def hand_back(self, queued: AsyncScript, keys: list[str] | None = None) -> int:
         """Let go of ``keys`` (by default every delivery taken and not claimed: a process closing

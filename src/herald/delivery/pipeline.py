@@ -141,7 +141,7 @@ async def defer(rt: Runtime, items: list[Later]) -> list[bool]:
 async def record(rt: Runtime, report: BatchReport, item: Record) -> bool:
     """Record one outcome or wait now (coalesced with the others recorded together)."""
     done = await rt.records.submit(item)
-    rt.keeper.release(item.key)
+    rt.keeper.release(item.key, item.token)
     if isinstance(item, Finish):
         if done:
             report.outcomes[item.key] = item.outcome.value
@@ -212,7 +212,7 @@ def _not_claimed(
         outcome = "capped" if verdict is ClaimVerdict.OVER_CAP else verdict.value
         report.outcomes[d.key] = outcome  # recorded by the claim itself
         metrics.record_outcome(d.key, outcome)
-        rt.keeper.release(d.key)
+        rt.keeper.release(d.key, token)
         return None
     if verdict is ClaimVerdict.CAPPED:
         until, reason = float(answer.detail), "over the frequency cap"
@@ -227,7 +227,7 @@ def _not_claimed(
         reason = f"the send window closed before the claim; next opening {store.iso(until)}"
     else:
         report.dropped[d.key] = f"claim refused: {verdict.value} {answer.detail}".strip()
-        rt.keeper.release(d.key)
+        rt.keeper.release(d.key, token)
         return None
     return Later(d.key, until, reason, token, release=bool(token))
 
@@ -343,7 +343,7 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
                 ready = await _prepare(rt, report, channel, keys)
     except BaseException:
         for key in keys:  # no longer renewed: the reconciler takes them over
-            rt.keeper.release(key)
+            rt.keeper.release(key, "")
         raise
     answers = await asyncio.gather(*(_deliver(rt, report, d, m) for d, m in ready), return_exceptions=True)
     failures = [a for a in answers if isinstance(a, BaseException)]
