@@ -1,0 +1,89 @@
+"""The page's front door, ``/operator``: the sign-in form, signing in and out, and the home page.
+
+Signed out, ``/operator`` shows the sign-in form (an API key with the ``operator`` scope); the
+form carries a token of its own (a short-lived sign-in cookie), since there is no session yet.
+Signed in, it shows the account lookup and how many deliveries are in doubt. Signing in starts
+a session that names the key (never the key itself); signing out ends it for every copy of its
+cookie.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import Form
+from fastapi.responses import HTMLResponse, Response
+
+from herald.access.apikeys import KeyStore
+from herald.api.operator.page import (
+    SignedInPost,
+    Visit,
+    WithSessions,
+    page_router,
+    redirect,
+    render,
+)
+from herald.api.operator.session import SIGNIN_COOKIE, Sessions, forget, remember
+from herald.api.operator.views import in_doubt_count
+
+log = logging.getLogger("herald.operator")
+
+router = page_router()
+
+ENDED = "You were signed out: your key was revoked or no longer has the operator scope."
+
+
+def _signin_page(visit: Visit, status: int = 200, *, error: str = "", notice: str = "") -> Response:
+    assert visit.sessions is not None
+    pending = visit.sessions.read(visit.request.cookies.get(SIGNIN_COOKIE), signin=True) or Sessions.new()
+    if visit.ended and not notice:
+        notice = ENDED
+    response = render(visit, "signin.html", status, csrf=pending.csrf, error=error, notice=notice)
+    visit.sessions.write(response, pending, signin=True, path=visit.base)
+    return response
+
+
+@router.get("", response_class=HTMLResponse)
+def home(visit: WithSessions, ended: str = "") -> Response:
+    """The sign-in form, or the account lookup once signed in."""
+    if visit.operator is None:
+        return _signin_page(visit, notice=ENDED if ended or visit.ended else "")
+    return render(visit, "home.html", in_doubt=in_doubt_count(visit.redis), account="")
+
+
+@router.post("/signin")
+def signin(
+    visit: WithSessions, key: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """Check an operator key and start a session that names it."""
+    assert visit.sessions is not None
+    pending = visit.sessions.read(visit.request.cookies.get(SIGNIN_COOKIE), signin=True)
+    if pending is None or not pending.csrf_ok(csrf):
+        return _signin_page(visit, 403, error="The sign-in form expired or did not come from this page.")
+    found = KeyStore(visit.redis).verify(key) if key.strip() else None
+    if found is None or not found.allows("operator"):
+        return _signin_page(
+            visit,
+            401,
+            error="key: not a valid operator key (unknown, revoked, or without the operator scope).",
+        )
+    visit.ended = False
+    response = redirect(visit, "")
+    session = Sessions.new(found.key_id)
+    remember(visit.redis, session)
+    visit.sessions.write(response, session, path=visit.base)
+    visit.sessions.clear(response, signin=True, path=visit.base)
+    log.info("operator page: key %s (%s) signed in", found.key_id, found.owner)
+    return response
+
+
+@router.post("/signout")
+def signout(visit: SignedInPost) -> Response:
+    """End the session."""
+    assert visit.sessions is not None
+    assert visit.session is not None
+    forget(visit.redis, visit.session)
+    response = redirect(visit, "")
+    visit.sessions.clear(response, path=visit.base)
+    return response
