@@ -17,15 +17,13 @@ from pathlib import Path
 import redis
 
 from herald.holds.suppression import AUDIT, Hold, SuppressionStore
-from herald.ops.embedded import free_port, start_redis
+from herald.ops.stack import LocalStack
 
 
 def main(count: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="herald-bench-"))
-    port = free_port()
-    proc = start_redis(port, home, home / "redis.log")
+    stack = LocalStack(Path(tempfile.mkdtemp(prefix="herald-bench-")))
     try:
-        client = redis.Redis(port=port)
+        client = redis.Redis.from_url(stack.start_redis())
         base = int(client.info("memory")["used_memory"])
         holds = SuppressionStore(client)
         started = time.perf_counter()
@@ -56,8 +54,7 @@ def main(count: int) -> None:
                 f"redis memory {label} the audit stream: {size / 2**20:,.0f} MiB ({size / count:,.0f} B/hold)"
             )
     finally:
-        proc.terminate()
-        proc.wait()
+        stack.close()
 
 
 if __name__ == "__main__":

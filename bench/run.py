@@ -18,9 +18,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from herald.holds.suppression import SuppressionStore  # noqa: E402
 from herald.intake.producer import Producer  # noqa: E402
-from herald.ops.embedded import free_port, start_redis  # noqa: E402
+from herald.ops.stack import LocalStack  # noqa: E402
 from tests.harness import make_reminder  # noqa: E402
 from tests.standins.twilio import FakeTwilio  # noqa: E402
 
@@ -47,48 +45,53 @@ SCENARIOS = ("yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit", "memo
 
 @dataclass
 class Bench:
-    """One benchmark environment: Redis, the stand-in, the workers and the scheduler."""
+    """One benchmark environment on a local stack: Redis, the stand-in, the workers and the
+    scheduler (or the yardstick's Celery workers)."""
 
     args: argparse.Namespace
     home: Path
-    redis_port: int = 0
-    redis_proc: subprocess.Popen[bytes] | None = None
     twilio: FakeTwilio | None = None
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
+    stack: LocalStack = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stack = LocalStack(self.home, cwd=ROOT)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return self.stack.url
+
+    @property
+    def redis_pid(self) -> int:
+        assert self.stack.redis is not None
+        assert self.stack.redis.proc is not None
+        return self.stack.redis.proc.pid
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
 
     def start_servers(self) -> None:
-        self.redis_port = free_port()
-        self.redis_proc = start_redis(self.redis_port, self.home / "redis", self.home / "redis.log")
+        self.stack.start_redis()
         self.twilio = FakeTwilio(latency=self.args.latency).start()
 
     def configure(self, provider: str, **extra: str) -> None:
         assert self.twilio is not None
-        self.env = {
-            **os.environ,
-            "HERALD_REDIS_URL": self.url,
-            "HERALD_TEMPLATES_DIR": str(ROOT / "templates"),
-            "HERALD_OUTBOX_DIR": str(self.home / "outbox"),
-            "HERALD_SMS_PROVIDER": provider,
-            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
-            "HERALD_TWILIO_FROM": SENDER,
-            "HERALD_TWILIO_API_BASE": self.twilio.url,
-            "HERALD_PROVIDER_TIMEOUT": "30",
-            "HERALD_SEND_WINDOW": "00:00-24:00",
-            "HERALD_CAPS": "",
-            "HERALD_DUPLICATE_WINDOW": "0",
-            "HERALD_RATE_SMS": "1000000/s",  # the limiter runs, but does not limit
-            "HERALD_RATE_SMS_BURST": "100000",
-            **extra,
-        }
+        self.stack.configure(
+            {
+                "HERALD_TEMPLATES_DIR": str(ROOT / "templates"),
+                "HERALD_SMS_PROVIDER": provider,
+                "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
+                "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
+                "HERALD_TWILIO_FROM": SENDER,
+                "HERALD_TWILIO_API_BASE": self.twilio.url,
+                "HERALD_PROVIDER_TIMEOUT": "30",
+                "HERALD_SEND_WINDOW": "00:00-24:00",
+                "HERALD_CAPS": "",
+                "HERALD_DUPLICATE_WINDOW": "0",
+                "HERALD_RATE_SMS": "1000000/s",  # the limiter runs, but does not limit
+                "HERALD_RATE_SMS_BURST": "100000",
+                **extra,
+            }
+        )
         os.environ["HERALD_REDIS_URL"] = self.url
 
     def flush(self) -> None:
@@ -102,52 +105,34 @@ class Bench:
             path.unlink()
 
     def start_herald(self, workers: int) -> None:
-        log = (self.home / "worker.log").open("ab")
-        herald = [sys.executable, "-m", "herald.cli"]
-        worker = [*herald, "worker", "--processes", str(workers), "-l", "WARNING"]
-        for cmd in (worker, [*herald, "scheduler"]):
-            self.procs.append(
-                subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-            )
+        self.stack.spawn("worker", ["worker", "--processes", str(workers), "-l", "WARNING"])
+        self.stack.spawn("scheduler", ["scheduler"])
         wait_for(lambda: len(self.worker_pids()) >= workers, 60, "the workers")
         time.sleep(3)  # let every worker connect and subscribe before timing starts
 
     def start_celery(self, app: str, queue: str, workers: int) -> None:
-        log = (self.home / "yardstick.log").open("ab")
         for i in range(workers):
             cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-P", "threads"]
             cmd += ["-c", str(self.args.slots), "-E", "--without-gossip", "--without-mingle"]
             cmd += ["-l", "WARNING", "-n", f"yard{i}-{uuid.uuid4().hex[:4]}@%h"]
-            self.procs.append(
-                subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-            )
+            self.stack.run(f"yardstick-{i}", cmd)
 
     def worker_pids(self) -> list[int]:
+        """Every process the workers run (supervisors, their children and the scheduler)."""
         pids = []
-        for proc in self.procs:
+        for proc in self.stack.procs.values():
             with contextlib.suppress(psutil.NoSuchProcess):
                 parent = psutil.Process(proc.pid)
                 pids += [parent.pid, *(c.pid for c in parent.children(recursive=True))]
         return pids
 
     def stop_processes(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.procs = []
+        self.stack.stop()
 
     def close(self) -> None:
-        self.stop_processes()
+        self.stack.close()
         if self.twilio is not None:
             self.twilio.stop()
-        if self.redis_proc is not None:
-            self.redis_proc.terminate()
-            self.redis_proc.wait()
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> None:
@@ -228,15 +213,14 @@ def scenario_bulk(bench: Bench, provider: str) -> float:
     ids = [r["id"] for r in batch]
     producer = Producer()
     worker_pids = bench.worker_pids()
-    assert bench.redis_proc is not None
-    cpu_before = (cpu_seconds(worker_pids), cpu_seconds([bench.redis_proc.pid]), time.process_time())
+    cpu_before = (cpu_seconds(worker_pids), cpu_seconds([bench.redis_pid]), time.process_time())
     started = time.time()
     producer.enqueue_many(batch)
     enqueued = time.time() - started
     cpu_producer = time.process_time() - cpu_before[2]
     wait_for(lambda: finished(client) >= n, 3600, f"{n} deliveries")
     cpu_workers = cpu_seconds(worker_pids) - cpu_before[0]
-    cpu_redis = cpu_seconds([bench.redis_proc.pid]) - cpu_before[1]
+    cpu_redis = cpu_seconds([bench.redis_pid]) - cpu_before[1]
     memory = int(client.info("memory")["used_memory"]) - base_memory
     accepted, done, outcomes = timings(client, ids)
     elapsed = max(done) - started

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,10 @@ from kombu.transport.redis import Channel as KombuChannel
 from herald.clock import time as clock_now
 from herald.config import Settings
 from herald.delivery.scheduler import Scheduler
-from herald.holds.suppression import SuppressionStore
 from herald.intake.producer import Producer
-from herald.ops.embedded import EmbeddedRedisError, free_port, start_redis
+from herald.ops.embedded import EmbeddedRedis, free_port
 from herald.ops.heartbeat import queued_messages
+from herald.ops.stack import LocalStack, StackError
 from herald.rendering.catalog import Catalog, cached_catalog
 from herald.state import store
 
@@ -83,46 +82,17 @@ def write_clock_offset(path: Path, seconds: float) -> None:
         raise
 
 
-class RedisServer:
-    """The system's redis-server (AOF on): stopped and started again on the same port and data."""
-
-    def __init__(self, port: int, data: Path, log: Path) -> None:
-        self.port, self.data, self.log = port, data, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        try:
-            self.proc = start_redis(self.port, self.data, self.log)
-        except EmbeddedRedisError as exc:
-            pytest.fail(str(exc))
-
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM): Redis writes its AOF and exits."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
-
-    @property
-    def url(self) -> str:
-        """Its database 0."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
 @contextmanager
 def redis_of_its_own(home: Path, *, initialized: bool = True) -> Iterator[str]:
     """A redis-server in ``home`` for a test module or session (no worker on it); its URL.
 
     ``initialized``: the hold store's marker is set, so the guards do not hold everything back.
     """
-    server = RedisServer(free_port(), home / "data", home / "redis.log")
-    server.start()
+    stack = LocalStack(home)
     try:
-        if initialized:
-            SuppressionStore(redis.Redis.from_url(server.url)).initialize("tests")
-        yield server.url
+        yield stack.start_redis(initialize="tests" if initialized else "")
     finally:
-        server.stop()
+        stack.close()
 
 
 class Unpublished(Producer):
@@ -207,8 +177,14 @@ class Herald:
     clock_file: Path
     logs: Path
     root: Path
+    stack: LocalStack
     api_url: str = ""
-    redis_server: RedisServer | None = None
+
+    @property
+    def redis_server(self) -> EmbeddedRedis:
+        """Its redis-server, to stop and start again."""
+        assert self.stack.redis is not None
+        return self.stack.redis
 
     def settings(self) -> Settings:
         """The settings the system's processes run with (what in-process pipelines must share
@@ -374,92 +350,44 @@ def _catalog() -> Catalog:
     return cached_catalog(Path(__file__).resolve().parents[1] / "templates")
 
 
-def _start(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cmd,
-        env=env,
-        cwd=cwd,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @contextmanager
 def running_herald(
     home: Path, root: Path, extra_env: dict[str, str] | None = None, *, api: bool = False
 ) -> Iterator[Herald]:
     """Start redis-server, a worker, the scheduler (and the API) on ``home``; stop them after."""
-    home.mkdir(parents=True, exist_ok=True)
-    logs = home / "log"
-    logs.mkdir(exist_ok=True)
-    port = free_port()
-    redis_server = RedisServer(port, home / "redis", logs / "redis.log")
-    redis_server.start()
-    url = f"redis://127.0.0.1:{port}/0"
-    SuppressionStore(redis.Redis.from_url(url)).initialize("tests")
-    clock_file = home / "clock-offset"
-    write_clock_offset(clock_file, 0)
-    env = {
-        **os.environ,
-        "HERALD_REDIS_URL": url,
-        "HERALD_OUTBOX_DIR": str(home / "outbox"),
-        "HERALD_TEMPLATES_DIR": str(root / "templates"),
-        "HERALD_CLOCK_OFFSET_FILE": str(clock_file),
-        "HERALD_SCHEDULER_INTERVAL": "0.1",
-        "HERALD_SEND_WINDOW": "00:00-24:00",  # suites that test the window or caps set their own
-        "HERALD_CAPS": "",
-        "HERALD_DUPLICATE_WINDOW": "0",
-        "HERALD_LEDGER_URL": f"sqlite:///{home / 'ledger.sqlite3'}",  # each system its own ledger
-        "HERALD_METRICS_PORT": "0",  # suites that scrape the worker host give it a free port
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
-    system = Herald(url, env, home / "outbox", clock_file, logs, root, redis_server=redis_server)
-    procs: list[subprocess.Popen[bytes]] = []
+    stack = LocalStack(home, cwd=root)
     try:
-        worker_log = logs / "worker.log"
-        worker = _start(
-            [sys.executable, "-m", "herald.cli", "worker", "--processes", "2", "-n", f"test-{port}@%h"],
-            env,
-            worker_log,
-            root,
+        url = stack.start_redis(initialize="tests")
+        clock_file = home / "clock-offset"
+        write_clock_offset(clock_file, 0)
+        env = stack.configure(
+            {
+                "HERALD_TEMPLATES_DIR": str(root / "templates"),
+                "HERALD_CLOCK_OFFSET_FILE": str(clock_file),
+                "HERALD_SCHEDULER_INTERVAL": "0.1",
+                "HERALD_SEND_WINDOW": "00:00-24:00",  # suites that test the window or caps set their own
+                "HERALD_CAPS": "",
+                "HERALD_DUPLICATE_WINDOW": "0",
+                "HERALD_METRICS_PORT": "0",  # suites that scrape the worker host give it a free port
+                **(extra_env or {}),
+            }
         )
-        procs.append(worker)
-        procs.append(
-            _start([sys.executable, "-m", "herald.cli", "scheduler"], env, logs / "scheduler.log", root)
-        )
+        system = Herald(url, env, home / "outbox", clock_file, stack.logs, root, stack)
+        stack.spawn("worker", ["worker", "--processes", "2", "-n", f"test-{system.redis_server.port}@%h"])
+        stack.spawn("scheduler", ["scheduler"])
         if api:
             api_port = int(env.get("HERALD_API_PORT", "0")) or free_port()
             env["HERALD_API_PORT"] = str(api_port)
-            api_log = logs / "api.log"
-            api_proc = _start(
-                [sys.executable, "-m", "herald.cli", "api", "--port", str(api_port)], env, api_log, root
-            )
-            procs.append(api_proc)
+            stack.spawn("api", ["api", "--port", str(api_port)])
             system.api_url = f"http://127.0.0.1:{api_port}"
-
-        def ready() -> bool:
-            for proc in procs:
-                assert proc.poll() is None, (
-                    f"{proc.args} exited; see {logs}: {worker_log.read_text()[-3000:]}"
-                )
-            ok = worker_log.read_text(errors="replace").count("ready.") >= 2
+        try:
+            stack.wait_ready(2, READY_TIMEOUT)
             if api:
-                ok = ok and "Application startup complete" in (logs / "api.log").read_text(errors="replace")
-            return ok
-
-        wait_until(ready, READY_TIMEOUT, "the worker (and API) to be ready")
+                wait_until(
+                    lambda: "Application startup complete" in stack.log("api"), READY_TIMEOUT, "the API"
+                )
+        except StackError as exc:
+            pytest.fail(str(exc))
         outer_clock = os.environ.get("HERALD_CLOCK_OFFSET_FILE")
         os.environ["HERALD_CLOCK_OFFSET_FILE"] = str(clock_file)  # the test process shares the clock
         try:
@@ -470,6 +398,4 @@ def running_herald(
             else:  # a system started inside another gives the outer one its clock back
                 os.environ["HERALD_CLOCK_OFFSET_FILE"] = outer_clock
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
-        redis_server.stop()
+        stack.close()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import redis
 from herald.access.apikeys import KeyStore
 from herald.config import Settings
 from herald.ops.embedded import free_port
+from herald.ops.stack import LocalStack
 from tests.harness import redis_of_its_own, wait_until
 
 SECRET = "operator-page-tests-secret-0123456789"
@@ -89,29 +88,21 @@ def page_server(
 ) -> Iterator[str]:
     """``herald api`` (uvicorn) on a free port; its base URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("operator-api") / "api.log"
-    env = {
-        **os.environ,
-        "HERALD_REDIS_URL": page_settings.redis_url,
-        "HERALD_SECRET_KEY": SECRET,
-        "HERALD_TEMPLATES_DIR": str(page_settings.templates_dir),
-        "HERALD_OUTBOX_DIR": str(page_settings.outbox_dir),
-        "PYTHONUNBUFFERED": "1",
-    }
+    stack = LocalStack(tmp_path_factory.mktemp("operator-api"), cwd=repo_root)
+    env = stack.configure(
+        {
+            "HERALD_REDIS_URL": page_settings.redis_url,
+            "HERALD_SECRET_KEY": SECRET,
+            "HERALD_TEMPLATES_DIR": str(page_settings.templates_dir),
+            "HERALD_OUTBOX_DIR": str(page_settings.outbox_dir),
+        }
+    )
     env.pop("HERALD_PUBLIC_URL", None)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "herald.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=repo_root,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = stack.spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)])
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
-        assert proc.poll() is None, f"herald api exited: {log.read_text()[-3000:]}"
+        assert proc.poll() is None, f"herald api exited: {stack.log('api')[-3000:]}"
         try:
             return httpx.get(f"{base}/operator", timeout=2).status_code == 200
         except httpx.TransportError:
@@ -121,12 +112,7 @@ def page_server(
         wait_until(up, 60, "herald api to serve /operator")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stack.close()
 
 
 @pytest.fixture(scope="package")  # playwright's loop must not outlive these tests

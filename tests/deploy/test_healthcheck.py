@@ -7,8 +7,6 @@ port are healthy while alive.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from herald.ops.embedded import free_port, start_redis
+from herald.ops.embedded import free_port
+from herald.ops.stack import LocalStack
 from tests.deploy.support import DEPLOY
 from tests.harness import wait_until
 
@@ -26,24 +25,26 @@ SCRIPT = DEPLOY / "healthcheck.py"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[dict[str, str]]:
-    home = tmp_path_factory.mktemp("healthcheck")
-    port = free_port()
-    proc = start_redis(port, home / "redis", home / "redis.log")
+def stack(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[LocalStack]:
+    """A redis-server, and herald's environment on it; each test starts its processes."""
+    stack = LocalStack(tmp_path_factory.mktemp("healthcheck"), cwd=repo_root)
     try:
-        yield {
-            **os.environ,
-            "HERALD_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "HERALD_TEMPLATES_DIR": str(repo_root / "templates"),
-            "HERALD_OUTBOX_DIR": str(home / "outbox"),
-            "HERALD_LEDGER_URL": f"sqlite:///{home / 'ledger.sqlite3'}",
-            "HERALD_METRICS_TOKEN": "scrape-token-for-tests",
-            "HERALD_METRICS_PORT": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
+        stack.start_redis()
+        stack.configure(
+            {
+                "HERALD_TEMPLATES_DIR": str(repo_root / "templates"),
+                "HERALD_METRICS_TOKEN": "scrape-token-for-tests",
+                "HERALD_METRICS_PORT": "0",
+            }
+        )
+        yield stack
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stack.close()
+
+
+@pytest.fixture
+def env(stack: LocalStack) -> dict[str, str]:
+    return stack.env
 
 
 def healthcheck(env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
@@ -52,29 +53,9 @@ def healthcheck(env: dict[str, str], *command: str) -> subprocess.CompletedProce
     )
 
 
-def _start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        command, env=env, cwd=cwd, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def test_the_api_is_healthy_while_it_serves_its_openapi(
-    env: dict[str, str], tmp_path: Path, repo_root: Path
-) -> None:
+def test_the_api_is_healthy_while_it_serves_its_openapi(stack: LocalStack, env: dict[str, str]) -> None:
     port = free_port()
-    api = _start(
-        [sys.executable, "-m", "herald.cli", "api", "--port", str(port)], env, tmp_path / "api.log", repo_root
-    )
+    api = stack.spawn("api", ["api", "--port", str(port)])
     try:
         wait_until(
             lambda: (
@@ -84,7 +65,7 @@ def test_the_api_is_healthy_while_it_serves_its_openapi(
             60,
             "the API to answer",
         )
-        assert api.poll() is None, (tmp_path / "api.log").read_text()[-3000:]
+        assert api.poll() is None, stack.log("api")[-3000:]
         ok = healthcheck(env, "tini", "--", "herald", "api", "--port", str(port))
         assert ok.returncode == 0, ok.stdout
         assert "openapi.json answered 200" in ok.stdout
@@ -92,15 +73,13 @@ def test_the_api_is_healthy_while_it_serves_its_openapi(
         defaults = {**env, "HERALD_API_PORT": str(port)}
         assert healthcheck(defaults, "herald", "api").returncode == 0
     finally:
-        _stop(api)
+        stack.stop_process("api")
     gone = healthcheck(env, "herald", "api", "--port", str(port))
     assert gone.returncode == 1
     assert gone.stdout.startswith("unhealthy:")
 
 
-def test_a_worker_host_is_healthy_while_its_metrics_answer(
-    env: dict[str, str], tmp_path: Path, repo_root: Path
-) -> None:
+def test_a_worker_host_is_healthy_while_its_metrics_answer(stack: LocalStack, env: dict[str, str]) -> None:
     metrics_port = free_port()
     worker_env = {**env, "HERALD_METRICS_PORT": str(metrics_port)}
     command = [
@@ -113,22 +92,20 @@ def test_a_worker_host_is_healthy_while_its_metrics_answer(
         "-Q",
         "herald.intake",
     ]
-    worker = _start(
-        [sys.executable, "-m", "herald.cli", *command[1:]], worker_env, tmp_path / "w.log", repo_root
-    )
+    worker = stack.spawn("worker", command[1:], env=worker_env)
     try:
         wait_until(
             lambda: worker.poll() is not None or healthcheck(worker_env, *command).returncode == 0,
             90,
             "the worker host's /metrics",
         )
-        assert worker.poll() is None, (tmp_path / "w.log").read_text()[-3000:]
+        assert worker.poll() is None, stack.log("worker")[-3000:]
         without_token = {k: v for k, v in worker_env.items() if k != "HERALD_METRICS_TOKEN"}
         refused = healthcheck(without_token, *command)
         assert refused.returncode == 1
         assert "401" in refused.stdout  # the check sends the token; without it the host refuses
     finally:
-        _stop(worker)
+        stack.stop_process("worker")
     assert healthcheck(worker_env, *command).returncode == 1
 
 

@@ -36,4 +36,4 @@ def test_the_sentinel_settings_are_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in ("HERALD_REDIS_SENTINEL_MASTER", "HERALD_REDIS_SENTINEL_PASSWORD"):
         assert name in setting_names()
-        assert name in readme or name in (DEPLOY / "SCALING.md").read_text(), name
+        assert name in readme or name in (ROOT / "docs" / "scaling.md").read_text(), name

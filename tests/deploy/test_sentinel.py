@@ -1,4 +1,4 @@
-"""HERALD_REDIS_URL through Redis Sentinel, as deploy/SCALING.md sets it up: real servers.
+"""HERALD_REDIS_URL through Redis Sentinel, as docs/scaling.md sets it up: real servers.
 
 A redis-server master, a replica and one Sentinel (deploy/sentinel.conf, pointed at the master
 with quorum 1) on free ports; a real `herald worker` whose broker and state both find the

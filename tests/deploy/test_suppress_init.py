@@ -7,7 +7,6 @@ suppress rebuild` brings the holds back; init then has nothing to do.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,8 @@ import pytest
 import redis
 
 from herald.holds.suppression import MARKER, Hold, SuppressionStore
-from herald.ops.embedded import free_port, start_redis
+from herald.ops.embedded import free_port
+from herald.ops.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +44,13 @@ class Deployment:
 
 @pytest.fixture
 def deployment(tmp_path: Path, repo_root: Path) -> Iterator[Deployment]:
-    port = free_port()
-    proc = start_redis(port, tmp_path / "redis", tmp_path / "redis.log")
-    env = {
-        **os.environ,
-        "HERALD_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "HERALD_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
-        "HERALD_TEMPLATES_DIR": str(repo_root / "templates"),
-        "COLUMNS": "250",
-    }
+    stack = LocalStack(tmp_path, cwd=repo_root)
     try:
-        yield Deployment(redis.Redis(port=port, decode_responses=True), env, repo_root)
+        url = stack.start_redis()
+        env = stack.configure({"HERALD_TEMPLATES_DIR": str(repo_root / "templates"), "COLUMNS": "250"})
+        yield Deployment(redis.Redis.from_url(url, decode_responses=True), env, repo_root)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stack.close()
 
 
 def _hold(account: str) -> Hold:

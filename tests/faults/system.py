@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,13 +40,13 @@ import redis
 
 from herald import clock
 from herald.config import Settings
-from herald.holds.suppression import SuppressionStore
 from herald.intake.producer import Producer
-from herald.ops.embedded import free_port
+from herald.ops.embedded import EmbeddedRedis
 from herald.ops.heartbeat import queued_messages
+from herald.ops.stack import LocalStack
 from herald.state import store
 from tests.faults.partition import Partition
-from tests.harness import READY_TIMEOUT, RedisServer, _start, wait_until, write_clock_offset
+from tests.harness import READY_TIMEOUT, wait_until, write_clock_offset
 from tests.standins.twilio import FakeTwilio
 
 VISIBILITY = Settings().visibility_timeout
@@ -93,58 +91,60 @@ class FaultSystem:
     """Run first by :meth:`close` (the scenario's load registers its stop here)."""
 
     def __post_init__(self) -> None:
-        self.logs = self.home / "log"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.server = RedisServer(free_port(), self.home / "redis", self.logs / "redis.log")
+        self.stack = LocalStack(self.home, cwd=self.root)
         self.proxy: Partition | None = None
         self.clock_file = self.home / "clock-offset"
         write_clock_offset(self.clock_file, 0)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.groups: set[int] = set()  # every process group started: closed at the end
-        self.env: dict[str, str] = {}
+
+    @property
+    def procs(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The latest process under each name."""
+        return self.stack.procs
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The herald processes' environment."""
+        return self.stack.env
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The test's own, direct connection to redis-server (never through the partition)."""
-        return f"redis://127.0.0.1:{self.server.port}/0"
+        return self.stack.url
 
     def start(self) -> None:
-        self.server.start()
-        SuppressionStore(self.direct()).initialize("fault-suite")
+        self.stack.start_redis(initialize="fault-suite")
         self.twilio.start()
         herald_url = self.url
         if self.partition:
             self.proxy = Partition(self.server.port)
             herald_url = f"redis://127.0.0.1:{self.proxy.port}/0"
-        self.env = {
-            **os.environ,
-            "HERALD_REDIS_URL": herald_url,
-            "HERALD_TEMPLATES_DIR": str(self.root / "templates"),
-            "HERALD_OUTBOX_DIR": str(self.home / "outbox"),
-            "HERALD_CLOCK_OFFSET_FILE": str(self.clock_file),
-            "HERALD_LEDGER_URL": f"sqlite:///{self.home / 'ledger.sqlite3'}",
-            "HERALD_LEDGER_POLL_INTERVAL": "0.2",
-            "HERALD_SMS_PROVIDER": "twilio",
-            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
-            "HERALD_TWILIO_FROM": SENDER,
-            "HERALD_TWILIO_API_BASE": self.twilio.url,
-            "HERALD_PROVIDER_TIMEOUT": str(PROVIDER_TIMEOUT),
-            "HERALD_CONNECT_TIMEOUT": "2",
-            "HERALD_RATE_SMS": "off",
-            "HERALD_SEND_WINDOW": "00:00-24:00",
-            "HERALD_CAPS": "",
-            "HERALD_DUPLICATE_WINDOW": "0",
-            "HERALD_SCHEDULER_INTERVAL": "0.2",
-            "HERALD_RECONCILE_INTERVAL": "1",
-            "HERALD_RECONCILE_RATE": "1000",
-            "HERALD_HEARTBEAT_INTERVAL": "1",
-            "HERALD_METRICS_PORT": "0",
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        }
+        self.stack.configure(
+            {
+                "HERALD_REDIS_URL": herald_url,
+                "HERALD_TEMPLATES_DIR": str(self.root / "templates"),
+                "HERALD_CLOCK_OFFSET_FILE": str(self.clock_file),
+                "HERALD_LEDGER_POLL_INTERVAL": "0.2",
+                "HERALD_SMS_PROVIDER": "twilio",
+                "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
+                "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
+                "HERALD_TWILIO_FROM": SENDER,
+                "HERALD_TWILIO_API_BASE": self.twilio.url,
+                "HERALD_PROVIDER_TIMEOUT": str(PROVIDER_TIMEOUT),
+                "HERALD_CONNECT_TIMEOUT": "2",
+                "HERALD_RATE_SMS": "off",
+                "HERALD_SEND_WINDOW": "00:00-24:00",
+                "HERALD_CAPS": "",
+                "HERALD_DUPLICATE_WINDOW": "0",
+                "HERALD_SCHEDULER_INTERVAL": "0.2",
+                "HERALD_RECONCILE_INTERVAL": "1",
+                "HERALD_RECONCILE_RATE": "1000",
+                "HERALD_HEARTBEAT_INTERVAL": "1",
+                "HERALD_METRICS_PORT": "0",
+                **self.extra_env,
+            }
+        )
         self.start_worker()
         self.start_process("scheduler")
         self.start_process("reconcile")
@@ -152,24 +152,24 @@ class FaultSystem:
             self.start_process("ledger")
         self.wait_ready(2)
 
+    @property
+    def server(self) -> EmbeddedRedis:
+        """The redis-server."""
+        assert self.stack.redis is not None
+        return self.stack.redis
+
+    @property
+    def logs(self) -> Path:
+        """Where every process writes its log."""
+        return self.stack.logs
+
     def close(self) -> None:
         """Stop everything this system started (orphaned worker processes too)."""
         for cleanup in self.cleanups:
             cleanup()
         if self.proxy is not None:
             self.proxy.heal()
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=20)
-        for group in self.groups:  # children a killed supervisor left behind
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.wait()
+        self.stack.stop()
         if self.proxy is not None:
             self.proxy.close()
         self.server.stop()
@@ -177,37 +177,23 @@ class FaultSystem:
 
     # -- herald's processes ----------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        proc = _start(
-            [sys.executable, "-m", "herald.cli", *args], self.env, self.logs / f"{name}.log", self.root
-        )
-        self.procs[name] = proc
-        self.groups.add(proc.pid)  # start_new_session: the process leads its own group
-        return proc
-
     def start_worker(self) -> subprocess.Popen[bytes]:
         """``herald worker --processes 2`` (a supervisor and two Celery worker processes)."""
-        return self._spawn("worker", ["worker", "--processes", "2", "-n", f"{self.name}@%h"])
+        return self.stack.spawn("worker", ["worker", "--processes", "2", "-n", f"{self.name}@%h"])
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
         """``herald scheduler``, ``herald reconcile`` or ``herald ledger``."""
-        return self._spawn(name, [name])
+        return self.stack.spawn(name, [name])
 
     def log(self, name: str) -> str:
-        path = self.logs / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.stack.log(name)
 
     def ready_count(self) -> int:
         """How many Celery worker processes have started consuming so far (restarts included)."""
-        return self.log("worker").count(" ready.")
+        return self.stack.ready_workers()
 
     def wait_ready(self, total: int) -> None:
-        def ready() -> bool:
-            for name, proc in self.procs.items():
-                assert proc.poll() is None, f"herald {name} exited: {self.log(name)[-3000:]}"
-            return self.ready_count() >= total
-
-        wait_until(ready, READY_TIMEOUT, f"{total} worker processes to be ready")
+        self.stack.wait_ready(total, READY_TIMEOUT)
 
     def supervisor(self) -> psutil.Process:
         return psutil.Process(self.procs["worker"].pid)
@@ -273,12 +259,7 @@ class FaultSystem:
     def kill_redis(self, *, empty: bool = False, down_until: Callable[[], object] | None = None) -> None:
         """SIGKILL redis-server and start it again on the same port (``empty``: without its
         data), once ``down_until`` (if given) says its absence was noticed."""
-        assert self.server.proc is not None
-        self.server.proc.kill()
-        self.server.proc.wait()
-        self.server.proc = None
-        if empty:
-            shutil.rmtree(self.server.data)
+        self.server.kill(empty=empty)
         if down_until is not None:
             wait_until(down_until, 60, "Redis's absence to be noticed")
         self.server.start()

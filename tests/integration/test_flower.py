@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,19 +22,11 @@ DEADLINE = 60.0
 def flower(herald: Herald) -> Iterator[str]:
     port = free_port()
     env = {**herald.env, "HERALD_FLOWER_USER": USER, "HERALD_FLOWER_PASSWORD": PASSWORD}
-    log = (herald.logs / "flower.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "herald.cli", "flower", "--port", str(port)],
-        env=env,
-        cwd=herald.root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = herald.stack.spawn("flower", ["flower", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
 
     def listening() -> bool:
-        assert proc.poll() is None, (herald.logs / "flower.log").read_text()[-3000:]
+        assert proc.poll() is None, herald.stack.log("flower")[-3000:]
         try:
             requests.get(url + "/healthcheck", timeout=5)
         except requests.ConnectionError:
@@ -47,13 +37,7 @@ def flower(herald: Herald) -> Iterator[str]:
         wait_until(listening, DEADLINE, "Flower to listen")
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        herald.stack.stop_process("flower")
 
 
 def test_flower_sees_the_workers_with_basic_auth(flower: str) -> None:

@@ -9,7 +9,6 @@ redis-server's maxmemory and always puts it back.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 import redis
 
 from herald.state.fanout import mark_queued
-from tests.harness import Herald, Unpublished, _start, make_reminder
+from tests.harness import Herald, Unpublished, make_reminder
 
 pytestmark = pytest.mark.integration
 
@@ -88,12 +87,7 @@ def test_the_api_answers_503_naming_a_full_redis(system: Herald, tight: redis.Re
 
 def test_a_delivery_stored_but_never_published_is_in_work_a_hold_after_its_acceptance(system: Herald) -> None:
     env = {**system.env, "HERALD_RECONCILE_INTERVAL": "0.2"}
-    proc = _start(
-        [sys.executable, "-m", "herald.cli", "reconcile"],
-        env,
-        system.logs / "reconcile-hold.log",
-        system.root,
-    )
+    proc = system.stack.spawn("reconcile-hold", ["reconcile"], env=env)
     try:
         lost = make_reminder(channels=["push"])
         assert Unpublished(system.settings()).enqueue(lost).status == "accepted"  # the producer died here

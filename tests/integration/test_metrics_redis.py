@@ -6,7 +6,6 @@ This module starts its own redis-server with no worker on it, so what is publish
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,24 +14,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from herald import clock
 from herald.config import Settings
-from herald.ops.embedded import free_port, start_redis
+from herald.ops.embedded import free_port
 from herald.ops.metrics import RedisCollector, redis_for_metrics
 from herald.state import store
 from herald.state.queues import ALL_QUEUES, SMS_BULK, TASK_DELIVER, make_celery
+from tests.harness import redis_of_its_own
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home: Path = tmp_path_factory.mktemp("metrics-redis")
-    port = free_port()
-    proc = start_redis(port, home / "data", home / "redis.log")
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with redis_of_its_own(tmp_path_factory.mktemp("metrics-redis"), initialized=False) as url:
+        yield url
 
 
 def scrape(collector: RedisCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

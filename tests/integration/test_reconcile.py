@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,7 +34,6 @@ from herald.state.queues import make_celery
 from tests.harness import (
     Herald,
     Unpublished,
-    _start,
     make_reminder,
     redis_of_its_own,
     wait_until,
@@ -355,10 +353,9 @@ def test_a_lost_delivery_is_sent_exactly_once_after_herald_reconcile(system: Her
 
 def test_the_long_running_reconciler_republishes_and_stops_on_sigterm(system: Herald) -> None:
     env = {**system.env, "HERALD_RECONCILE_INTERVAL": "0.2"}
-    log = system.logs / "reconcile.log"
-    proc = _start([sys.executable, "-m", "herald.cli", "reconcile"], env, log, system.root)
+    system.stack.spawn("reconcile", ["reconcile"], env=env)
     try:
-        wait_until(lambda: "reconciler started" in log.read_text(errors="replace"), 30, "the reconciler")
+        wait_until(lambda: "reconciler started" in system.stack.log("reconcile"), 30, "the reconciler")
         lost = make_reminder(channels=["push"])
         assert Unpublished(system.settings()).enqueue(lost).status == "accepted"
         key = f"{lost['id']}:push"
@@ -367,9 +364,8 @@ def test_the_long_running_reconciler_republishes_and_stops_on_sigterm(system: He
         assert (state["outcome"], state["reconciled"]) == ("sent", "1")
         assert len(system.outbox_lines("push", lost["id"])) == 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    text = log.read_text(errors="replace")
+        assert system.stack.stop_process("reconcile", signal.SIGTERM, timeout=30) == 0
+    text = system.stack.log("reconcile")
     assert "re-published" in text
     assert lost["id"] not in text  # counts, never keys
 

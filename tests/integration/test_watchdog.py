@@ -10,8 +10,6 @@ processes, never slept through.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,18 +18,14 @@ import redis
 
 from herald import clock
 from herald.config import Settings
-from herald.holds.suppression import SuppressionStore
 from herald.intake.producer import Producer
-from herald.ops.embedded import free_port
 from herald.ops.health import check_health
 from herald.ops.heartbeat import INDEX, live_workers
+from herald.ops.stack import LocalStack
 from herald.ops.watchdog import EXIT_STALLED, EXITS
 from tests.freezeproxy import FreezingProxy
 from tests.harness import (
     READY_TIMEOUT,
-    RedisServer,
-    _start,
-    _stop,
     make_reminder,
     wait_until,
     write_clock_offset,
@@ -47,32 +41,27 @@ class Deaf:
 
     def __init__(self, home: Path, root: Path) -> None:
         self.home, self.root = home, root
-        self.logs = home / "log"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.server = RedisServer(free_port(), home / "redis", self.logs / "redis.log")
-        self.server.start()
-        self.url = f"redis://127.0.0.1:{self.server.port}/0"  # the test's own, direct
-        SuppressionStore(redis.Redis.from_url(self.url)).initialize("tests")
-        self.proxy = FreezingProxy(self.server.port)
+        self.stack = LocalStack(home, cwd=root)
+        self.url = self.stack.start_redis(initialize="tests")  # the test's own, direct
+        assert self.stack.redis is not None
+        self.proxy = FreezingProxy(self.stack.redis.port)
         self.clock_file = home / "clock-offset"
         write_clock_offset(self.clock_file, 0)
-        self.worker_log = self.logs / "worker.log"
-        self.env = {
-            **os.environ,
-            "HERALD_REDIS_URL": f"redis://127.0.0.1:{self.proxy.port}/0",  # the workers go through it
-            "HERALD_OUTBOX_DIR": str(home / "outbox"),
-            "HERALD_TEMPLATES_DIR": str(root / "templates"),
-            "HERALD_CLOCK_OFFSET_FILE": str(self.clock_file),
-            "HERALD_SEND_WINDOW": "00:00-24:00",
-            "HERALD_CAPS": "",
-            "HERALD_DUPLICATE_WINDOW": "0",
-            "HERALD_METRICS_PORT": "0",
-            "HERALD_HEARTBEAT_INTERVAL": "0.5",
-            "HERALD_WATCHDOG_STALL": str(STALL),
-            "PYTHONUNBUFFERED": "1",
-        }
-        cmd = [sys.executable, "-m", "herald.cli", "worker", "--processes", "2", "-n", "deaf@%h"]
-        self.worker = _start(cmd, self.env, self.worker_log, root)
+        self.worker_log = self.stack.log_path("worker")
+        self.env = self.stack.configure(
+            {
+                "HERALD_REDIS_URL": f"redis://127.0.0.1:{self.proxy.port}/0",  # the workers go through it
+                "HERALD_TEMPLATES_DIR": str(root / "templates"),
+                "HERALD_CLOCK_OFFSET_FILE": str(self.clock_file),
+                "HERALD_SEND_WINDOW": "00:00-24:00",
+                "HERALD_CAPS": "",
+                "HERALD_DUPLICATE_WINDOW": "0",
+                "HERALD_METRICS_PORT": "0",
+                "HERALD_HEARTBEAT_INTERVAL": "0.5",
+                "HERALD_WATCHDOG_STALL": str(STALL),
+            }
+        )
+        self.worker = self.stack.spawn("worker", ["worker", "--processes", "2", "-n", "deaf@%h"])
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, decode_responses=True)
@@ -112,9 +101,9 @@ class Deaf:
 
     def close(self) -> None:
         self.proxy.thaw()
-        _stop(self.worker)
+        self.stack.stop()
         self.proxy.close()
-        self.server.stop()
+        self.stack.close()
 
 
 @pytest.fixture

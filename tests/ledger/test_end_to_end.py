@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -95,14 +93,7 @@ def test_outcomes_reach_the_ledger_history_and_the_api(system: Herald) -> None:
 
 
 def test_the_writer_runs_until_sigterm_and_stops_cleanly(system: Herald) -> None:
-    log = (system.logs / "ledger.log").open("ab")
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "herald.cli", "ledger"],
-        env=system.env,
-        cwd=system.root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    system.stack.spawn("ledger", ["ledger"])
     try:
         reminder = make_reminder(account_id="acct-e2e-writer", channels=["sms"])
         system.producer().enqueue(reminder)
@@ -116,11 +107,9 @@ def test_the_writer_runs_until_sigterm_and_stops_cleanly(system: Herald) -> None
 
         wait_until(copied, 30, "the running writer to copy the outcome")
     finally:
-        writer.send_signal(signal.SIGTERM)
-        code = writer.wait(timeout=30)
-        log.close()
+        code = system.stack.stop_process("ledger", signal.SIGTERM, timeout=30)
     assert code == 0
-    assert "ledger writer stopped" in (system.logs / "ledger.log").read_text()
+    assert "ledger writer stopped" in system.stack.log("ledger")
 
 
 def test_rebuild_restores_holds_and_marks_and_the_workers_honour_them(system: Herald) -> None:

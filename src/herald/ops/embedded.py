@@ -62,3 +62,46 @@ def start_redis(port: int, data: Path, log: Path, timeout: float = 15.0) -> subp
             time.sleep(0.05)
         finally:
             client.close()
+
+
+class EmbeddedRedis:
+    """One redis-server (AOF on) on a fixed port and data directory: stopped, killed and
+    started again on the same ones, as a restart after a crash or a maintenance would.
+
+    Parameters: ``port`` (127.0.0.1), ``data`` (its AOF), ``log`` (its output).
+    """
+
+    def __init__(self, port: int, data: Path, log: Path) -> None:
+        self.port, self.data, self.log = port, data, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it; :class:`EmbeddedRedisError` when it cannot."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = start_redis(self.port, self.data, self.log)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """A clean shutdown (SIGTERM): Redis writes its AOF and exits."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def kill(self, *, empty: bool = False) -> None:
+        """SIGKILL (what it had not yet written to its AOF is lost); ``empty``: its data
+        directory goes too, so it comes back with nothing."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        if empty:
+            shutil.rmtree(self.data, ignore_errors=True)

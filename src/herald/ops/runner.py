@@ -15,7 +15,6 @@ import os
 import secrets
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,8 @@ from herald.holds.suppression import SuppressionStore
 from herald.intake.producer import Producer
 from herald.ledger.db import open_ledger
 from herald.ledger.initcheck import check_init
-from herald.ops.embedded import EmbeddedRedisError, free_port, port_free, start_redis
+from herald.ops.embedded import EmbeddedRedisError, free_port, port_free
+from herald.ops.stack import LocalStack
 from herald.rendering.catalog import load_catalog
 from herald.rendering.samples import sample_reminders
 from herald.state.status import read_status
@@ -54,7 +54,8 @@ def _night(delivery: dict[str, Any]) -> bool:
 
 
 class Runner:
-    """Starts and stops the embedded herald: redis-server, worker, scheduler."""
+    """``herald run`` on a :class:`LocalStack`: starts every process, delivers the samples,
+    checks every service, and stops it all."""
 
     def __init__(
         self,
@@ -70,8 +71,8 @@ class Runner:
         self.api_port = api_port
         self.timeout = timeout
         self.console = console
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.env: dict[str, str] = {}
+        self.stack = LocalStack(self.home)
+        self.env = self.stack.env
         self.dev_key: tuple[redis.Redis, str] | None = None  # revoked on stop
         self.show_outbox = show_outbox
         self.services: list[tuple[str, str]] = []
@@ -86,25 +87,14 @@ class Runner:
         port = self.redis_port if port_free(self.redis_port) else free_port()
         if port != self.redis_port:
             self.say(f"port {self.redis_port} is busy; using {port} for redis-server")
-        data = self.home / "redis"
-        proc = start_redis(port, data, self.home / "log" / "redis.log")
-        self.procs.append(("redis-server", proc))
-        url = f"redis://127.0.0.1:{port}/0"
-        self.say(f"redis-server  {url}  (data in {data}, AOF on)")
+        url = self.stack.start_redis(port)
+        self.say(f"redis-server  {url}  (data in {self.home / 'redis'}, AOF on)")
         return url
 
     def spawn(self, name: str, args: list[str]) -> None:
         """Start a herald process with the embedded environment, logging to var/log."""
-        log = open(self.home / "log" / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "herald.cli", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs.append((name, proc))
-        self.say(f"{name:<13} pid {proc.pid}  (log: {self.home / 'log' / f'{name}.log'})")
+        proc = self.stack.spawn(name, args)
+        self.say(f"{name:<13} pid {proc.pid}  (log: {self.stack.log_path(name)})")
 
     def stop(self) -> None:
         """Stop everything started, herald processes first and redis-server last; revoke the
@@ -115,20 +105,11 @@ class Runner:
                 KeyStore(client).revoke(key_id)
             self.dev_key = None
         self.env_file.unlink(missing_ok=True)  # it names a key that no longer works
-        for name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    self.say(f"{name} did not stop in 20 s; killing it")
-                    proc.kill()
-                    proc.wait()
-        self.procs.clear()
+        for name in self.stack.close():
+            self.say(f"{name} did not stop in time; it was killed")
 
     def main(self, once: bool) -> int:
         """Run; returns the process exit code."""
-        (self.home / "log").mkdir(parents=True, exist_ok=True)
         outbox = self.home / "outbox"
 
         def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -137,10 +118,9 @@ class Runner:
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             url = self.start_redis()
-            self.env = {
+            self.env = self.stack.env = {
                 **os.environ,
-                "HERALD_REDIS_URL": url,
-                "HERALD_OUTBOX_DIR": str(outbox),
+                **{k: v for k, v in self.stack.local_env(url).items() if k != "HERALD_LEDGER_URL"},
                 "HERALD_SMS_PROVIDER": "outbox",
                 "HERALD_EMAIL_PROVIDER": "outbox",
                 "HERALD_PUSH_PROVIDER": "outbox",
@@ -151,7 +131,7 @@ class Runner:
             metrics_port = 9808 if port_free(9808) else free_port()
             self.env.setdefault("HERALD_PUBLIC_URL", api_url)
             self.env.setdefault("HERALD_SECRET_KEY", secrets.token_urlsafe(32))
-            self.env.setdefault("HERALD_LEDGER_URL", f"sqlite:///{self.home / 'ledger.sqlite3'}")
+            self.env.setdefault("HERALD_LEDGER_URL", self.stack.local_env(url)["HERALD_LEDGER_URL"])
             self.env.setdefault("HERALD_FLOWER_PASSWORD", secrets.token_urlsafe(12))
             self.env.setdefault("HERALD_FLOWER_USER", "herald")
             self.env["HERALD_FLOWER_PORT"] = str(flower_port)
@@ -198,9 +178,8 @@ class Runner:
             self.say(f"  source {self.env_file}    # herald on PATH, HERALD_REDIS_URL, the ledger, the key")
             self.say("  herald enqueue examples/reminders.jsonl")
             self.say("Press Ctrl-C to stop everything.")
-            while all(proc.poll() is None for _, proc in self.procs):
+            while not (dead := self.stack.exited()):
                 time.sleep(1)
-            dead = [name for name, proc in self.procs if proc.poll() is not None]
             self.say(f"[red]{', '.join(dead)} stopped unexpectedly; stopping the rest[/red]")
             return 1
         except KeyboardInterrupt:
