@@ -85,8 +85,6 @@ class Bench:
                 "HERALD_TWILIO_API_BASE": self.twilio.url,
                 "HERALD_PROVIDER_TIMEOUT": "30",
                 "HERALD_SEND_WINDOW": "00:00-24:00",
-                "HERALD_CAPS": "",
-                "HERALD_DUPLICATE_WINDOW": "0",
                 "HERALD_RATE_SMS": "1000000/s",  # the limiter runs, but does not limit
                 "HERALD_RATE_SMS_BURST": "100000",
                 **extra,
@@ -107,15 +105,24 @@ class Bench:
     def start_herald(self, workers: int) -> None:
         self.stack.spawn("worker", ["worker", "--processes", str(workers), "-l", "WARNING"])
         self.stack.spawn("scheduler", ["scheduler"])
-        wait_for(lambda: len(self.worker_pids()) >= workers, 60, "the workers")
+        wait_for(lambda: len(self.celery_pids()) >= workers, 60, "the worker processes")
         time.sleep(3)  # let every worker connect and subscribe before timing starts
 
-    def start_celery(self, app: str, queue: str, workers: int) -> None:
+    def start_celery(self, app: str, queue: str, workers: int, *, threads: int = 0) -> None:
+        """``workers`` Celery worker processes of ``app`` on ``queue``, task events on: the solo
+        pool (Celery's fastest for short tasks), or ``threads`` threads each."""
+        pool = ["-P", "threads", "-c", str(threads)] if threads else ["-P", "solo"]
         for i in range(workers):
-            cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-P", "threads"]
-            cmd += ["-c", str(self.args.slots), "-E", "--without-gossip", "--without-mingle"]
+            cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, *pool]
+            cmd += ["-E", "--without-gossip", "--without-mingle"]
             cmd += ["-l", "WARNING", "-n", f"yard{i}-{uuid.uuid4().hex[:4]}@%h"]
             self.stack.run(f"yardstick-{i}", cmd)
+
+    def celery_pids(self) -> list[int]:
+        """The Celery worker processes ``herald worker`` started (its supervisor's children)."""
+        with contextlib.suppress(psutil.NoSuchProcess, KeyError):
+            return [c.pid for c in psutil.Process(self.stack.procs["worker"].pid).children()]
+        return []
 
     def worker_pids(self) -> list[int]:
         """Every process the workers run (supervisors, their children and the scheduler)."""
@@ -214,6 +221,7 @@ def scenario_bulk(bench: Bench, provider: str) -> float:
     producer = Producer()
     worker_pids = bench.worker_pids()
     cpu_before = (cpu_seconds(worker_pids), cpu_seconds([bench.redis_pid]), time.process_time())
+    stats_before = client.info("stats")
     started = time.time()
     producer.enqueue_many(batch)
     enqueued = time.time() - started
@@ -221,6 +229,9 @@ def scenario_bulk(bench: Bench, provider: str) -> float:
     wait_for(lambda: finished(client) >= n, 3600, f"{n} deliveries")
     cpu_workers = cpu_seconds(worker_pids) - cpu_before[0]
     cpu_redis = cpu_seconds([bench.redis_pid]) - cpu_before[1]
+    stats = client.info("stats")
+    commands = int(stats["total_commands_processed"]) - int(stats_before["total_commands_processed"])
+    reads = int(stats["total_reads_processed"]) - int(stats_before["total_reads_processed"])
     memory = int(client.info("memory")["used_memory"]) - base_memory
     accepted, done, outcomes = timings(client, ids)
     elapsed = max(done) - started
@@ -239,6 +250,10 @@ def scenario_bulk(bench: Bench, provider: str) -> float:
                 "CPU per delivery",
                 f"workers {cpu_workers / n * 1e3:.2f} ms, redis {cpu_redis / n * 1e3:.2f} ms, "
                 f"producer {cpu_producer / n * 1e3:.2f} ms",
+            ),
+            (
+                "Redis per delivery",
+                f"{commands / n:.1f} commands in {reads / n:.2f} reads (round trips, every client)",
             ),
             ("redis memory", f"{memory / n * 1e6 / 2**20:,.0f} MiB per million deliveries (retained)"),
             (
@@ -485,12 +500,12 @@ def scenario_yardsticks(bench: Bench) -> tuple[float, float]:
             yardstick.naive.apply_async(
                 (f"+86139{i:08d}", data), queue=yardstick.NAIVE_QUEUE, producer=producer
             )
-    bench.start_celery("bench.yardstick", yardstick.NAIVE_QUEUE, bench.args.workers)
+    bench.start_celery("bench.yardstick", yardstick.NAIVE_QUEUE, bench.args.workers, threads=bench.args.slots)
     naive_rate = drain(yardstick.NAIVE_QUEUE, naive_n)
     bench.stop_processes()
     report(
-        f"yardsticks: {bench.args.workers} Celery worker processes, threads pool x {bench.args.slots}, "
-        "task events on",
+        f"yardsticks: {bench.args.workers} Celery worker processes, task events on: the no-op task on "
+        f"the solo pool, the naive design on threads x {bench.args.slots}",
         [
             ("bare no-op task", f"{noop_rate:,.0f} tasks/s ({noops:,} tasks)"),
             (
@@ -528,7 +543,7 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)"
     )
-    parser.add_argument("--slots", type=int, default=16, help="yardsticks: threads per worker process")
+    parser.add_argument("--slots", type=int, default=16, help="naive yardstick: threads per worker process")
     parser.add_argument(
         "--latency", type=float, default=0.2, help="the stand-in's answer delay (default 0.2 s)"
     )

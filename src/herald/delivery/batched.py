@@ -24,6 +24,7 @@ from herald.guards.duplicate import recent_key
 from herald.holds import suppression
 from herald.models import Channel, Outcome
 from herald.state import store
+from herald.state.scriptcalls import ScriptCall, call_scripts
 from herald.values.caps import parse_caps
 
 
@@ -143,26 +144,26 @@ async def claim_many(
 ) -> list[ClaimAnswer]:
     """The atomic claim of each delivery (``lua/claim.lua``), pipelined."""
     offset = clock.offset()
-    async with client.pipeline(transaction=False) as pipe:
-        for r in requests:
-            d = r.delivery
-            account = d.state.get("account_id", "")
-            keys = [
-                store.delivery_redis_key(d.key),
-                store.reminder_key(d.state.get("reminder_id", "")),
-                store.EVENTS,
-                store.DEADLINES,
-                store.optout_key(d.channel),
-                suppression.holds_key(account),
-                suppression.MARKER,
-                store.cap_key(account, d.channel, d.category),
-                recent_key(account, d.state.get("kind", ""), d.channel),
-            ]
-            args: list[str | float] = [store.PREFIX, d.key, offset, r.token, settings.lease_seconds]
-            args += [settings.events_maxlen, rules_arg(settings.caps, d.channel, d.category)]
-            args += [settings.cap_action, settings.duplicate_window, r.windows, *d.addresses]
-            await script(keys=keys, args=args, client=pipe)
-        answers = await pipe.execute()
+    calls: list[ScriptCall] = []
+    for r in requests:
+        d = r.delivery
+        account = d.state.get("account_id", "")
+        keys = [
+            store.delivery_redis_key(d.key),
+            store.reminder_key(d.state.get("reminder_id", "")),
+            store.EVENTS,
+            store.DEADLINES,
+            store.optout_key(d.channel),
+            suppression.holds_key(account),
+            suppression.MARKER,
+            store.cap_key(account, d.channel, d.category),
+            recent_key(account, d.state.get("kind", ""), d.channel),
+        ]
+        args: list[str | float] = [store.PREFIX, d.key, offset, r.token, settings.lease_seconds]
+        args += [settings.events_maxlen, rules_arg(settings.caps, d.channel, d.category)]
+        args += [settings.cap_action, settings.duplicate_window, r.windows, *d.addresses]
+        calls.append((script, keys, args))
+    answers = await call_scripts(client, calls)
     return [
         ClaimAnswer(ClaimVerdict(_text(a[0])), _text(a[1]), float(a[2]), [_text(x) for x in a[3:]])
         for a in answers
@@ -176,23 +177,23 @@ async def record_many(
     recorded (False: the delivery had moved on, e.g. its lease was taken over)."""
     offset = clock.offset()
     ttl = settings.retention_days * 86400
-    async with client.pipeline(transaction=False) as pipe:
-        for item in items:
-            dkey = store.delivery_redis_key(item.key)
-            if isinstance(item, Finish):
-                keys = [dkey, store.EVENTS, store.DEADLINES, store.DEADLETTER]
-                provider = item.extra.get("provider", "")
-                if item.ref and provider:
-                    keys.append(store.provider_ref_key(provider, item.ref))
-                flat = [v for pair in item.extra.items() for v in pair]
-                args: list[str | float] = [store.PREFIX, item.key, offset, settings.events_maxlen]
-                args += [item.outcome.value, item.reason[:500], item.token, int(item.release), ttl, *flat]
-                await settle(keys=keys, args=args, client=pipe)
-            else:
-                args = [store.PREFIX, item.key, f"{item.until:.3f}", item.reason[:500], offset]
-                args += [settings.visibility_timeout, item.token, item.state, int(item.release)]
-                await defer(keys=[dkey, store.SCHEDULED, store.DEADLINES], args=args, client=pipe)
-        answers = await pipe.execute()
+    calls: list[ScriptCall] = []
+    for item in items:
+        dkey = store.delivery_redis_key(item.key)
+        if isinstance(item, Finish):
+            keys = [dkey, store.EVENTS, store.DEADLINES, store.DEADLETTER]
+            provider = item.extra.get("provider", "")
+            if item.ref and provider:
+                keys.append(store.provider_ref_key(provider, item.ref))
+            flat = [v for pair in item.extra.items() for v in pair]
+            args: list[str | float] = [store.PREFIX, item.key, offset, settings.events_maxlen]
+            args += [item.outcome.value, item.reason[:500], item.token, int(item.release), ttl, *flat]
+            calls.append((settle, keys, args))
+        else:
+            args = [store.PREFIX, item.key, f"{item.until:.3f}", item.reason[:500], offset]
+            args += [settings.visibility_timeout, item.token, item.state, int(item.release)]
+            calls.append((defer, [dkey, store.SCHEDULED, store.DEADLINES], args))
+    answers = await call_scripts(client, calls)
     return [bool(a) for a in answers]
 
 

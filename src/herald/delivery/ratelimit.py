@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from herald.config import Settings
 from herald.models import Channel
 from herald.state import store
+from herald.state.scriptcalls import ScriptCall, call_scripts
 from herald.values.rates import Rate, parse_rate
 
 PREFIX = store.PREFIX + "rl:"
@@ -64,11 +65,10 @@ class Limiter:
         tail: list[int] = []
         for _, rate in limits:
             tail += [rate.interval_us, rate.tolerance_us]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for cost in costs:
-                args: list[str | int] = [max(1, cost), self.max_wait_us, "", *tail]
-                await self.script(keys=keys, args=args, client=pipe)
-            answers = await pipe.execute()
+        calls: list[ScriptCall] = [
+            (self.script, keys, [max(1, cost), self.max_wait_us, "", *tail]) for cost in costs
+        ]
+        answers = await call_scripts(self.redis, calls)
         return [Grant(bool(int(g)), int(w) / 1_000_000) for g, w in answers]
 
 

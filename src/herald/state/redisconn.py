@@ -116,9 +116,19 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: Any) -> r
     return master_for(options.master_name(), **_master_kwargs(target, kwargs))
 
 
+POOL_WAIT = 30.0
+"""Seconds a caller of a worker's client waits for one of its connections to be free."""
+
+
 def async_redis_client(url: str, settings: Settings | None = None, **kwargs: Any) -> aioredis.Redis:
-    """An asyncio client on ``url``, as :func:`redis_client`."""
+    """An asyncio client on ``url``, as :func:`redis_client`. With ``max_connections``, a call
+    that finds every connection busy waits for one (up to :data:`POOL_WAIT` s) instead of
+    failing: a worker with many batches in hand queues its Redis calls rather than backing off
+    as if Redis were down."""
     if not is_sentinel(url):
+        if "max_connections" in kwargs:
+            pool = aioredis.BlockingConnectionPool.from_url(url, timeout=POOL_WAIT, **kwargs)
+            return aioredis.Redis.from_pool(pool)
         return aioredis.Redis.from_url(url, **kwargs)
     target = parse_sentinel(url)
     options = SentinelOptions.of(settings)
