@@ -54,6 +54,26 @@ def test_same_id_twice_in_one_batch(system: Herald) -> None:
     assert [r.status for r in results] == ["accepted", "duplicate"]
 
 
+def test_many_batches_keep_input_order_and_a_batch_sees_the_one_stored_before_it(system: Herald) -> None:
+    """Each batch is validated while the one before it is stored: results stay in input order,
+    progress counts every batch, and a repeat in a later batch finds the earlier one stored."""
+    size = system.settings().intake_batch
+    reminders = [make_reminder(channels=["push"]) for _ in range(2 * size + 7)]
+    reminders[size + 3] = "not an object"  # a rejection in the second batch
+    reminders[-1] = dict(reminders[0])  # the first reminder again, in the last batch
+    done: list[int] = []
+    results = system.producer().enqueue_many(reminders, progress=done.append)
+
+    assert done == [size, size, 7]
+    assert [r.id for r in results if r.status != "rejected"] == [
+        r["id"] for r in reminders if isinstance(r, dict)
+    ]
+    assert [r.status for r in results].count("rejected") == 1
+    assert results[size + 3].status == "rejected"
+    assert results[-1].status == "duplicate"
+    assert results[-1].accepted_at == results[0].accepted_at
+
+
 def test_enqueue_command_summarises_and_lists_the_lines_not_accepted(system: Herald, tmp_path) -> None:
     good = make_reminder(channels=["sms"])
     invalid = make_reminder(channels=["sms"])

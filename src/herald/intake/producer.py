@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, Literal
 
 import orjson
@@ -124,40 +125,78 @@ class Producer:
         results of the batches already stored; sending the same reminders again is safe (those
         answer ``duplicate``).
         """
+        chunks = _chunks(iter(reminders), self.settings.intake_batch)
+        head = list(islice(chunks, 2))
+        if len(head) < 2:  # one chunk (an API call, a trickle): stored in the caller's thread
+            return self._enqueue_chunks(head, progress, None)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="herald-intake") as storer:
+            return self._enqueue_chunks(chain(head, chunks), progress, storer)
+
+    def _enqueue_chunks(
+        self,
+        chunks: Iterable[list[Reminder | Mapping[str, Any]]],
+        progress: Callable[[int], None] | None,
+        storer: ThreadPoolExecutor | None,
+    ) -> list[EnqueueResult]:
+        """Prepare each chunk while the one before is stored (by ``storer``'s one thread, when
+        given); a chunk is stored only once the one before it was."""
         results: list[EnqueueResult] = []
-        for chunk in _chunks(iter(reminders), self.settings.intake_batch):
+        stored: Future[list[EnqueueResult]] | None = None
+        stored_count = 0
+
+        def collect(future: Future[list[EnqueueResult]], count: int) -> None:
             try:
-                results.extend(self._enqueue_chunk(chunk))
+                results.extend(future.result())
             except EnqueueInterrupted as exc:
                 raise EnqueueInterrupted([*results, *exc.results], exc.cause) from exc.cause
             except (redis.RedisError, OperationalError) as exc:
                 raise EnqueueInterrupted(results, exc) from exc
             if progress is not None:
-                progress(len(chunk))
+                progress(count)
+
+        for chunk in chunks:
+            prepared = self._prepare(chunk)
+            if stored is not None:
+                collect(stored, stored_count)
+            if storer is not None:
+                stored = storer.submit(self._store, prepared)
+            else:
+                stored = Future()
+                try:
+                    stored.set_result(self._store(prepared))
+                except Exception as exc:
+                    stored.set_exception(exc)
+            stored_count = len(chunk)
+        if stored is not None:
+            collect(stored, stored_count)
         return results
 
-    def _enqueue_chunk(self, chunk: list[Reminder | Mapping[str, Any]]) -> list[EnqueueResult]:
+    def _prepare(self, chunk: list[Reminder | Mapping[str, Any]]) -> _Prepared:
+        """Validate a chunk and build what the intake script stores (CPU only, no Redis)."""
         now = clock.now()
-        results: list[EnqueueResult | None] = [None] * len(chunk)
-        valid: list[tuple[int, Reminder]] = []
+        prepared = _Prepared(results=[None] * len(chunk))
         for index, raw in enumerate(chunk):
             try:
-                valid.append((index, parse_reminder(raw, self.catalog, now)))
+                prepared.valid.append((index, parse_reminder(raw, self.catalog, now)))
             except ReminderInvalid as exc:
-                results[index] = EnqueueResult("rejected", _raw_id(raw), exc.errors)
-        if valid:
-            specs, keys = [], []
-            for _, reminder in valid:
-                spec, spec_keys = self._spec(reminder)
-                specs.append(spec)
-                keys.extend(spec_keys)
-            keys.append(store.DEADLINES)
+                prepared.results[index] = EnqueueResult("rejected", _raw_id(raw), exc.errors)
+        for _, reminder in prepared.valid:
+            spec, spec_keys = self._spec(reminder)
+            prepared.specs.append(spec)
+            prepared.keys.extend(spec_keys)
+        return prepared
+
+    def _store(self, prepared: _Prepared) -> list[EnqueueResult]:
+        """Store a prepared chunk (``lua/intake.lua``) and publish what it accepted."""
+        results = prepared.results
+        if prepared.valid:
             s = self.settings
-            args: list[str | bytes | float] = [store.PREFIX, orjson.dumps(specs), clock.offset()]
+            keys = [*prepared.keys, store.DEADLINES]
+            args: list[str | bytes | float] = [store.PREFIX, orjson.dumps(prepared.specs), clock.offset()]
             args += [s.retention_days * 86400, s.hold_seconds]
             answers = self._intake(keys=keys, args=args)
             to_publish: dict[str, str] = {}  # delivery key -> category (it decides the lane)
-            for (index, reminder), (status, accepted_at) in zip(valid, answers, strict=True):
+            for (index, reminder), (status, accepted_at) in zip(prepared.valid, answers, strict=True):
                 status = status.decode()
                 deliveries = [delivery_key(reminder.id, c) for c in reminder.channels]
                 if status == "accepted":
@@ -232,6 +271,17 @@ class Producer:
         """Release the Redis and broker connections."""
         self.redis.close()
         self.celery.close()
+
+
+@dataclass
+class _Prepared:
+    """A chunk validated and ready to store: a result for each rejected reminder (None for the
+    others), the valid ones by input index, and the intake script's specs and keys."""
+
+    results: list[EnqueueResult | None]
+    valid: list[tuple[int, Reminder]] = field(default_factory=list)
+    specs: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
 
 
 def _flat(fields: Mapping[str, str]) -> list[str]:
