@@ -1,8 +1,9 @@
 """A batch of deliveries of one channel: take -> guards -> render -> per delivery: slot ->
 token -> claim -> request -> record.
 
-The batch is taken (``lua/load.lua``: the process becomes responsible for it, and learns
-Redis's clock), pre-filtered by the guards and rendered together. Then each delivery goes on
+The batch is taken (``lua/load.lua``: the process becomes responsible for it, learns Redis's
+clock, and reads what the guards need in the same call), pre-filtered by the guards and
+rendered together. Then each delivery goes on
 alone: it waits for a send slot of its channel (the process's in-flight limit and its provider's
 own connection pool), then for its rate-limit token, and only then is it claimed — the atomic
 decision that re-checks everything — so that nothing but the request itself comes between the
@@ -42,9 +43,10 @@ from herald.delivery.ratelimit import cost_of
 from herald.delivery.retry import next_delay, quick_retrying, redis_patience
 from herald.delivery.runtime import Runtime
 from herald.display.masking import mask_address
-from herald.guards import Defer, Delivery, GuardContext, Skip, SuppressionUnknown
+from herald.guards import Defer, Delivery, GuardContext, Seen, Skip, SuppressionUnknown
+from herald.guards.duplicate import recent_key
 from herald.guards.send_window import claim_windows
-from herald.holds import optouts
+from herald.holds import optouts, suppression
 from herald.models import Channel, Outcome, split_delivery_key
 from herald.rendering.links import unsubscribe_url
 from herald.rendering.renderer import RenderError
@@ -52,6 +54,10 @@ from herald.state import store
 
 log = logging.getLogger("herald.delivery.pipeline")
 
+_RECENT = recent_key("", "", "")[: -len("::")]
+"""The prefix of duplicate marks (``herald:recent:``), for ``lua/load.lua``."""
+_CAPS = store.cap_key("", "", "")[: -len("::")]
+"""The prefix of cap sets (``herald:cap:``), for ``lua/load.lua``."""
 UNKNOWN_SUPPRESSION_WAIT = 30.0  # seconds before a batch set aside by a failed-closed guard is tried again
 
 __all__ = ["BatchReport", "Finish", "Later", "claim", "defer", "load", "process_batch", "settle"]
@@ -86,11 +92,15 @@ async def load(rt: Runtime, channel: Channel, keys: list[str], report: BatchRepo
         wanted.append(key)
     if not wanted:
         return []
-    args: list[str | float] = [store.PREFIX, clock.offset(), rt.settings.hold_seconds, rt.holder, *wanted]
-    answers = await rt.scripts["load"](keys=[store.DEADLINES, store.SCHEDULED], args=args)
+    s = rt.settings
+    args: list[str | float] = [store.PREFIX, clock.offset(), s.hold_seconds, rt.holder, suppression.HOLDS]
+    args += [_RECENT if s.duplicate_window > 0 else "", _CAPS, rt.capped_windows, *wanted]
+    keys = [store.DEADLINES, store.SCHEDULED, suppression.MARKER]
+    answers = await rt.scripts["load"](keys=keys, args=args)
     rt.observe_clock(float(answers[0]))
+    marker = bool(answers[1])
     batch: list[Delivery] = []
-    for key, answer in zip(wanted, answers[1:], strict=True):
+    for key, answer in zip(wanted, answers[2:], strict=True):
         verdict, detail = answer[0].decode(), answer[1].decode()
         if verdict != "ok":
             report.dropped[key] = _why_dropped(verdict, detail)
@@ -98,7 +108,14 @@ async def load(rt: Runtime, channel: Channel, keys: list[str], report: BatchRepo
         state = store.decode_hash(dict(zip(answer[2][::2], answer[2][1::2], strict=True)))
         cancelled_at = answer[4].decode() if answer[4] else ""
         record = {"cancelled_at": cancelled_at} if cancelled_at else {}
-        batch.append(Delivery(key, channel, state, store.json_object(answer[3]), record))
+        holds, mark, cap = answer[5], answer[6], answer[7]
+        seen = Seen(
+            holds=dict(zip(holds[::2], holds[1::2], strict=True)),
+            mark=mark or None,
+            cap=None if cap is None else [(m, float(t)) for m, t in zip(cap[::2], cap[1::2], strict=True)],
+            marker=marker,
+        )
+        batch.append(Delivery(key, channel, state, store.json_object(answer[3]), record, seen=seen))
     rt.keeper.take([d.key for d in batch])
     rt.keep()
     return batch

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import socket
@@ -40,6 +41,7 @@ from herald.rendering.catalog import Catalog, cached_catalog
 from herald.rendering.renderer import Renderer
 from herald.state import store
 from herald.state.redisconn import async_redis_client
+from herald.values.caps import parse_caps
 
 
 class Runtime:
@@ -80,6 +82,15 @@ class Runtime:
         )
         self.reservations: Coalescer[Reservation, Grant] = Coalescer(
             patiently(settings, "reserving rate-limit units", partial(reserve_many, self.limiter))
+        )
+
+    @functools.cached_property
+    def capped_windows(self) -> str:
+        """The channels and categories a cap applies to, with their longest window, as
+        ``lua/load.lua`` reads them: ``sms.collection=86400;email.collection=86400``."""
+        caps = parse_caps(self.settings.caps)
+        return ";".join(
+            f"{ch}.{cat}={max(w for _, w in rules)}" for (ch, cat), rules in caps.items() if rules
         )
 
     def clock(self) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from herald.guards.base import Defer, Delivery, Guard, GuardContext, Skip, Verdict
+from herald.guards.base import Defer, Delivery, Guard, GuardContext, Seen, Skip, Verdict
 from herald.guards.cancelled import CancelledGuard
 from herald.guards.capped import CapGuard
 from herald.guards.duplicate import DuplicateGuard
@@ -32,6 +32,7 @@ __all__ = [
     "Delivery",
     "Guard",
     "GuardContext",
+    "Seen",
     "Skip",
     "SuppressionUnknown",
     "Verdict",

@@ -18,6 +18,23 @@ from herald.config import Settings
 from herald.models import Channel, Outcome
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the guards read, read already with the delivery when its batch was taken
+    (``lua/load.lua``), so that they need no Redis call of their own.
+
+    ``holds``: its account's holds hash; ``mark``: its duplicate mark (None when none, or
+    when the duplicate window is off); ``cap``: its cap set's recent entries as (member, time),
+    None when no cap applies to its channel and category.
+    """
+
+    holds: dict[bytes, bytes]
+    mark: bytes | None
+    cap: list[tuple[bytes, float]] | None
+    marker: bool
+    """Whether the suppression store's marker was there (the same for the whole batch)."""
+
+
 @dataclass
 class Delivery:
     """One delivery of a batch, as loaded from Redis for the guards and the pipeline.
@@ -32,6 +49,8 @@ class Delivery:
     reminder: dict[str, Any]
     record: dict[str, str] = field(default_factory=dict)
     addresses: list[str] = field(default_factory=list)
+    seen: Seen | None = None
+    """The guards' reads, when taken with the batch (else each guard reads Redis itself)."""
 
     def __post_init__(self) -> None:
         if not self.addresses:

@@ -20,8 +20,9 @@ class CapGuard(Guard):
     """Defers (or, with ``HERALD_CAP_ACTION=drop``, ends ``capped``) deliveries over a cap.
 
     Parameters: ``HERALD_CAPS`` and ``HERALD_CAP_ACTION`` (see the module docstring). Hook: ``check``
-    counts recent contacts in one pipeline. It is a pre-filter: the claim counts again
-    atomically, so deliveries of one account racing in other processes cannot pass together.
+    counts recent contacts, as read with the batch (or in one pipeline). It is a pre-filter:
+    the claim counts again atomically, so deliveries of one account racing in other processes
+    cannot pass together.
     """
 
     name = "capped"
@@ -32,12 +33,16 @@ class CapGuard(Guard):
         capped = [d for d in batch if (d.channel, d.category) in caps]
         if not capped:
             return {}
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            for d in capped:
-                longest = max(window for _, window in caps[(d.channel, d.category)])
-                key = cap_key(d.state.get("account_id", ""), d.channel, d.category)
-                pipe.zrangebyscore(key, ctx.now - longest, "+inf", withscores=True)
-            answers = await pipe.execute()
+        answers: list[list[tuple[bytes, float]]]
+        if all(d.seen is not None and d.seen.cap is not None for d in capped):  # read with the batch
+            answers = [d.seen.cap if d.seen is not None and d.seen.cap is not None else [] for d in capped]
+        else:
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                for d in capped:
+                    longest = max(window for _, window in caps[(d.channel, d.category)])
+                    key = cap_key(d.state.get("account_id", ""), d.channel, d.category)
+                    pipe.zrangebyscore(key, ctx.now - longest, "+inf", withscores=True)
+                answers = await pipe.execute()
         verdicts: dict[str, Verdict] = {}
         for d, recent in zip(capped, answers, strict=True):
             times = sorted(score for _, score in recent)

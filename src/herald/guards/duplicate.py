@@ -24,8 +24,9 @@ def recent_key(account: str, kind: str, channel: str) -> str:
 class DuplicateGuard(Guard):
     """Skips a delivery when another of the same kind reached the account on the channel lately.
 
-    Parameters: ``HERALD_DUPLICATE_WINDOW`` (seconds; 0 turns it off). Hook: ``check`` reads the
-    marks the claim leaves, in one pipeline; the claim checks and sets them atomically.
+    Parameters: ``HERALD_DUPLICATE_WINDOW`` (seconds; 0 turns it off). Hook: ``check`` looks at the
+    marks the claim leaves, as read with the batch (or in one pipeline); the claim checks and
+    sets them atomically.
     """
 
     name = "duplicate"
@@ -34,10 +35,14 @@ class DuplicateGuard(Guard):
         """Skip the deliveries another delivery of their kind has just preceded."""
         if ctx.settings.duplicate_window <= 0 or not batch:
             return {}
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            for d in batch:
-                pipe.get(recent_key(d.state.get("account_id", ""), d.state.get("kind", ""), d.channel))
-            answers = await pipe.execute()
+        answers: list[bytes | None]
+        if all(d.seen is not None for d in batch):  # read with the batch (lua/load.lua)
+            answers = [d.seen.mark if d.seen is not None else None for d in batch]
+        else:
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                for d in batch:
+                    pipe.get(recent_key(d.state.get("account_id", ""), d.state.get("kind", ""), d.channel))
+                answers = await pipe.execute()
         verdicts: dict[str, Verdict] = {}
         for d, mark in zip(batch, answers, strict=True):
             if mark is None:

@@ -3,6 +3,8 @@ before the account's latest collection hold began (superseded)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from herald.guards.base import Delivery, Guard, GuardContext, Skip, Verdict
 from herald.holds import suppression
 from herald.models import Outcome
@@ -16,8 +18,9 @@ class SuppressionUnknown(RuntimeError):
 class SuppressedGuard(Guard):
     """Skips held and superseded deliveries with outcome ``suppressed`` and the hold's reason.
 
-    Parameters: none. Hook: ``check`` reads the marker and, per account of the batch, its holds
-    (with their marks) in one pipeline. Without the marker (Redis restarted empty) it raises
+    Parameters: none. Hook: ``check`` uses the marker and, per account of the batch, its holds
+    (with their marks), as read with the batch (or reads them in one pipeline). Without the
+    marker (Redis restarted empty) it raises
     ``SuppressionUnknown``: the batch is set aside, nothing is sent (fail closed).
     """
 
@@ -26,11 +29,16 @@ class SuppressedGuard(Guard):
     async def check(self, batch: list[Delivery], ctx: GuardContext) -> dict[str, Verdict]:
         """Skip the deliveries a hold stops."""
         accounts = sorted({d.state.get("account_id", "") for d in batch})
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(suppression.MARKER)
-            for account in accounts:
-                pipe.hgetall(suppression.holds_key(account))
-            answers = await pipe.execute()
+        if all(d.seen is not None for d in batch):  # read with the batch (lua/load.lua)
+            seen = {d.state.get("account_id", ""): d.seen for d in batch if d.seen is not None}
+            answers: list[Any] = [all(s.marker for s in seen.values())]
+            answers += [seen[account].holds for account in accounts]
+        else:
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                pipe.exists(suppression.MARKER)
+                for account in accounts:
+                    pipe.hgetall(suppression.holds_key(account))
+                answers = await pipe.execute()
         if not answers[0]:
             raise SuppressionUnknown(
                 "the suppression store is not populated (marker missing: Redis restarted empty?); "
