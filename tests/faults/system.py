@@ -89,6 +89,9 @@ class FaultSystem:
     offset: float = 0.0
     cleanups: list[Callable[[], None]] = field(default_factory=list)
     """Run first by :meth:`close` (the scenario's load registers its stop here)."""
+    broker_waits: dict[str, float] = field(default_factory=dict)
+    """Deliveries still without an outcome when the drain first moved the clock past a
+    visibility timeout, by the seconds then left to their deadline."""
 
     def __post_init__(self) -> None:
         self.stack = LocalStack(self.home, cwd=self.root)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from herald import clock
 from herald.config import Settings
 from herald.holds.agreements import apply_event
 from herald.holds.suppression import SuppressionStore
@@ -29,7 +30,7 @@ from herald.ledger.db import close_ledgers, open_ledger
 from herald.ledger.rebuild import RebuildRefused, check_ready
 from herald.state import store
 from tests.faults.load import Load, Planned
-from tests.faults.system import PROVIDER_TIMEOUT, STEPS, VISIBILITY, FaultSystem, fault_system
+from tests.faults.system import HOLD, PROVIDER_TIMEOUT, STEPS, VISIBILITY, FaultSystem, fault_system
 from tests.faults.tally import Row, render, tally
 from tests.harness import wait_until
 
@@ -91,7 +92,42 @@ def settle(system: FaultSystem, keys: list[str]) -> None:
         system.wait_quiet()
         if final(system, keys):
             return
-        system.advance(STEPS[min(round_, len(STEPS) - 1)])
+        step = STEPS[min(round_, len(STEPS) - 1)]
+        if step >= VISIBILITY and not system.broker_waits:
+            system.broker_waits = waiting_on_the_broker(system, keys)
+        system.advance(step)
+
+
+def waiting_on_the_broker(system: FaultSystem, keys: list[str]) -> dict[str, float]:
+    """The deliveries of ``keys`` without an outcome, by the seconds left to their deadline,
+    before the clock first moves past a visibility timeout: those whose message the broker
+    alone still answers for (a deadline a hold keeps is at most a hold ahead)."""
+    client = system.direct()
+    now = clock.time()
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hget(store.delivery_redis_key(key), "outcome")
+            pipe.zscore(store.DEADLINES, key)
+        answers = pipe.execute()
+    return {
+        key: float(deadline or 0) - now
+        for key, outcome, deadline in zip(keys, answers[::2], answers[1::2], strict=True)
+        if not outcome
+    }
+
+
+def broker_notes(system: FaultSystem) -> list[str]:
+    """Deliveries that came back only on the broker's deadline must be ones no process held:
+    a message the killed process had popped from its queue and not yet started (the broker
+    records it as unacknowledged; herald has not taken its deliveries yet). A note says how many."""
+    held = {key: left for key, left in system.broker_waits.items() if left <= HOLD}
+    assert held == {}, f"deliveries a process held waited for the broker's deadline: {held}"
+    if not system.broker_waits:
+        return []
+    return [
+        f"{len(system.broker_waits)} deliveries of a message popped by the killed process and not yet "
+        "started came back on the broker's deadline (the visibility timeout)"
+    ]
 
 
 def record(
@@ -151,15 +187,10 @@ def test_sigkill_of_a_worker_process_repeatedly(home: Path, repo_root: Path, fau
             system.note_crash("SIGKILL of a worker process")
             system.wait_ready(ready + 1)  # the supervisor started a fresh one
         drain(system, load)
-        # recovered in steps within the 90 s promise: never by the broker's visibility timeout
-        assert system.offset < VISIBILITY, f"the clock had to move {system.offset:.0f} s"
-        record(
-            "SIGKILL of a worker process (×3)",
-            system,
-            load,
-            fault_table,
-            notes=[f"all back in work with the clock moved {system.offset:.0f} s in steps of {STEPS[0]} s"],
-        )
+        # what the killed process held is back in steps within the 90 s promise
+        notes = broker_notes(system)
+        notes.insert(0, f"back in work with the clock moved {system.offset:.0f} s in steps of {STEPS[0]} s")
+        record("SIGKILL of a worker process (×3)", system, load, fault_table, notes=notes)
 
 
 def test_sigkill_of_the_worker_main_process_then_start_again(
@@ -180,7 +211,6 @@ def test_sigkill_of_the_worker_main_process_then_start_again(
             system.start_worker()
             system.wait_ready(ready + 2)
         drain(system, load)
-        assert system.offset < VISIBILITY, f"the clock had to move {system.offset:.0f} s"
         assert len(system.all_worker_processes()) == 2, "only the new supervisor's processes run"
         note = "its worker processes stopped warm each time (SIGTERM on the supervisor's death)"
         record(
@@ -188,7 +218,7 @@ def test_sigkill_of_the_worker_main_process_then_start_again(
             system,
             load,
             fault_table,
-            notes=[note],
+            notes=[note, *broker_notes(system)],
         )
 
 
