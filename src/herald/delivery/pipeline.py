@@ -44,7 +44,7 @@ from herald.delivery.retry import next_delay, quick_retrying, redis_patience
 from herald.delivery.runtime import Runtime
 from herald.display.masking import mask_address
 from herald.guards import Defer, Delivery, GuardContext, Seen, Skip, SuppressionUnknown
-from herald.guards.duplicate import recent_key
+from herald.guards.duplicate import RECENT
 from herald.guards.send_window import claim_windows
 from herald.holds import optouts, suppression
 from herald.models import Channel, Outcome, split_delivery_key
@@ -54,10 +54,6 @@ from herald.state import store
 
 log = logging.getLogger("herald.delivery.pipeline")
 
-_RECENT = recent_key("", "", "")[: -len("::")]
-"""The prefix of duplicate marks (``herald:recent:``), for ``lua/load.lua``."""
-_CAPS = store.cap_key("", "", "")[: -len("::")]
-"""The prefix of cap sets (``herald:cap:``), for ``lua/load.lua``."""
 UNKNOWN_SUPPRESSION_WAIT = 30.0  # seconds before a batch set aside by a failed-closed guard is tried again
 
 __all__ = ["BatchReport", "Finish", "Later", "claim", "defer", "load", "process_batch", "settle"]
@@ -94,7 +90,7 @@ async def load(rt: Runtime, channel: Channel, keys: list[str], report: BatchRepo
         return []
     s = rt.settings
     args: list[str | float] = [store.PREFIX, clock.offset(), s.hold_seconds, rt.holder, suppression.HOLDS]
-    args += [_RECENT if s.duplicate_window > 0 else "", _CAPS, rt.capped_windows, *wanted]
+    args += [RECENT if s.duplicate_window > 0 else "", store.CAPS, rt.capped_windows, *wanted]
     keys = [store.DEADLINES, store.SCHEDULED, suppression.MARKER]
     answers = await rt.scripts["load"](keys=keys, args=args)
     rt.observe_clock(float(answers[0]))

@@ -11,6 +11,9 @@ from herald.guards.base import Delivery, Guard, GuardContext, Skip, Verdict
 from herald.models import Outcome
 from herald.state import store
 
+RECENT = f"{store.PREFIX}recent:"
+"""The prefix of duplicate marks (``lua/load.lua`` builds their names from it too)."""
+
 
 def recent_key(account: str, kind: str, channel: str) -> str:
     """``<claim time> <delivery key>`` of the last ``kind`` to ``account`` on ``channel``.
@@ -18,7 +21,7 @@ def recent_key(account: str, kind: str, channel: str) -> str:
     The time is herald's clock (not the key's TTL, which only cleans up), so the window moves
     with a shifted clock like every other wait.
     """
-    return f"{store.PREFIX}recent:{account}:{kind}:{channel}"
+    return f"{RECENT}{account}:{kind}:{channel}"
 
 
 class DuplicateGuard(Guard):

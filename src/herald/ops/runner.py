@@ -72,11 +72,15 @@ class Runner:
         self.timeout = timeout
         self.console = console
         self.stack = LocalStack(self.home)
-        self.env = self.stack.env
         self.dev_key: tuple[redis.Redis, str] | None = None  # revoked on stop
         self.show_outbox = show_outbox
         self.services: list[tuple[str, str]] = []
         self.env_file = self.home / "herald.env"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of every process started (the stack's)."""
+        return self.stack.env
 
     def say(self, message: str) -> None:
         """One line of progress."""
@@ -118,7 +122,7 @@ class Runner:
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             url = self.start_redis()
-            self.env = self.stack.env = {
+            self.stack.env = {
                 **os.environ,
                 **{k: v for k, v in self.stack.local_env(url).items() if k != "HERALD_LEDGER_URL"},
                 "HERALD_SMS_PROVIDER": "outbox",

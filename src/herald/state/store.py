@@ -63,10 +63,14 @@ def optout_key(channel: str) -> str:
     return f"{PREFIX}optout:{channel}"
 
 
+CAPS = PREFIX + "cap:"
+"""The prefix of cap sets (``lua/load.lua`` builds their names from it too)."""
+
+
 def cap_key(account: str, channel: str, category: str) -> str:
     """The sorted set of an account's claimed contacts on a channel and category (frequency caps:
     ``herald.guards.capped``)."""
-    return f"{PREFIX}cap:{account}:{channel}:{category}"
+    return f"{CAPS}{account}:{channel}:{category}"
 
 
 def provider_ref_key(provider: str, ref: str) -> str:
