@@ -240,6 +240,15 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         7, ge=1, description="Days reminder records and states are kept after their expiry."
     )
+    compact_after: int = Field(
+        3600,
+        ge=0,
+        le=30 * 86400,
+        description="Seconds a finished delivery stays whole in Redis once the ledger has copied its "
+        "outcome; then its state is folded into a one-line summary on its reminder's record and the "
+        "reminder's body goes (idempotency and `herald status` keep working; the rest is in the ledger). "
+        "In doubt and dead deliveries stay whole until an operator acts on them.",
+    )
     events_maxlen: int = Field(
         1_000_000, ge=1000, description="Approximate length the `herald:events` stream is trimmed to."
     )

@@ -80,7 +80,7 @@ def _errors(raw: Any, catalog: Catalog) -> list[tuple[str, str]] | None:
 
 
 def _stored_body(client: redis.Redis, reminder_id: str) -> dict[str, Any] | None:
-    body = client.hget(f"herald:r:{reminder_id}", "body")
+    body = client.get(f"herald:b:{reminder_id}")
     return orjson.loads(body) if body else None
 
 

@@ -15,7 +15,7 @@ from herald.api.bodylimit import BodyLimit
 from herald.api.docs import documented_app
 from herald.config import Settings, get_settings
 from herald.rendering.links import UNSUBSCRIBE_PATH
-from herald.state import store
+from herald.state.receipts import Receipts
 from herald.state.redisconn import settings_client
 
 
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = documented_app(title="herald", version="0.1.0", description="Reminder dispatcher HTTP API.")
     app.state.settings = settings
     app.state.redis = settings_client(settings)
-    app.state.receipt_script = app.state.redis.register_script(store.script_source("receipt"))
+    app.state.receipts = Receipts(app.state.redis, settings.events_maxlen)
     app.include_router(twilio_hooks.router)
     app.include_router(unsubscribe.router)
     app.include_router(operator_page.router)  # /operator: the operator web page (session cookie)

@@ -14,7 +14,6 @@ import redis
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from twilio.request_validator import RequestValidator
 
-from herald import clock
 from herald.api.deps import public_url_of, redis_of, settings_of
 from herald.config import Settings
 from herald.display.masking import mask_phone
@@ -48,7 +47,6 @@ def status_callback(
     request: Request,
     form: Annotated[dict[str, str], Depends(signed_form)],
     client: Annotated[redis.Redis, Depends(redis_of)],
-    settings: Annotated[Settings, Depends(settings_of)],
 ) -> dict[str, str]:
     """Record ``delivered`` / ``undelivered`` (with the error code) on the sent delivery."""
     sid = form.get("MessageSid", "")
@@ -59,10 +57,7 @@ def status_callback(
     if key is None:
         return {"result": "unknown message"}
     delivery = key.decode() if isinstance(key, bytes) else str(key)
-    script = request.app.state.receipt_script
-    code = form.get("ErrorCode", "")
-    args: list[str | float] = [store.PREFIX, delivery, receipt, code, clock.offset(), settings.events_maxlen]
-    done = script(keys=[store.delivery_redis_key(delivery), store.EVENTS], args=args)
+    done = request.app.state.receipts.record(delivery, receipt, form.get("ErrorCode", ""))
     return {"result": "recorded" if done else "not a sent delivery", "delivery": delivery}
 
 

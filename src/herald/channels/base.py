@@ -120,6 +120,9 @@ class Provider(ABC):
     """
 
     name: ClassVar[str]
+    receipts: ClassVar[bool] = False
+    """Whether the provider reports on a sent message later (a delivery receipt naming its
+    message id): only then does a sent delivery keep a ``herald:ref:`` key pointing back to it."""
 
     def __init__(self, channel: Channel, settings: Settings) -> None:
         self.channel = channel

@@ -95,6 +95,7 @@ class TwilioSMSProvider(Provider):
     """Sends SMS with ``client.messages.create_async``; a From number or a Messaging Service."""
 
     name = "twilio"
+    receipts = True
     _client: Client | None = None
     _session: aiohttp.ClientSession | None = None
 

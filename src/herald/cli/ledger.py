@@ -38,9 +38,10 @@ def ledger(
     (HERALD_LEDGER_URL).
 
     Runs until SIGTERM or Ctrl-C (finishing the batch in hand), copying every
-    HERALD_LEDGER_POLL_INTERVAL seconds, trimming herald:events up to what the ledger has and
+    HERALD_LEDGER_POLL_INTERVAL seconds, trimming herald:events up to what the ledger has,
+    compacting finished deliveries in Redis HERALD_COMPACT_AFTER seconds after their copy and
     deleting rows older than HERALD_LEDGER_RETENTION_DAYS once an hour. With --once: copy
-    everything there is, apply retention, print the counts and exit.
+    everything there is, compact what is due, apply retention, print the counts and exit.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -59,6 +60,7 @@ def ledger(
         batch=settings.ledger_batch,
         retention_days=settings.ledger_retention_days,
         events_maxlen=settings.events_maxlen,
+        compact_after=settings.compact_after,
     )
     try:
         if once:
@@ -72,7 +74,8 @@ def ledger(
             out.print(
                 f"copied {report.copied[store.EVENTS]} events, {report.copied[suppression.AUDIT]} "
                 f"hold changes and {report.copied[optouts.AUDIT]} opt-out changes; trimmed "
-                f"{report.trimmed} from {store.EVENTS}; retention deleted {pruned.deliveries} "
+                f"{report.trimmed} from {store.EVENTS}; compacted {report.compacted} finished "
+                f"deliveries; retention deleted {pruned.deliveries} "
                 f"delivery, {pruned.holds} hold and {pruned.optouts} opt-out rows",
                 highlight=False,
             )

@@ -280,7 +280,8 @@ async def _request(
         log.exception("provider %s raised for %s", provider.name, message.key)
         return _ambiguous(rt, d, token, f"unexpected error: {type(exc).__name__}"), []
     extra = {"provider": provider.name, "provider_ref": result.provider_ref}
-    return Finish(d.key, Outcome.SENT, "", token, extra, ref=result.provider_ref), list(result.drop_addresses)
+    ref = result.provider_ref if provider.receipts else ""
+    return Finish(d.key, Outcome.SENT, "", token, extra, ref=ref), list(result.drop_addresses)
 
 
 def _addressed(message: Message, answer: ClaimAnswer) -> Message:

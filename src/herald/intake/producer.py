@@ -230,10 +230,10 @@ class Producer:
             "category": kind.category,
             "not_before": f"{not_before:.3f}" if not_before is not None else "",
         }
-        record = {**common, "body": body.decode(), "digest": hashlib.sha256(body).hexdigest()}
+        record = {**common, "digest": hashlib.sha256(body).hexdigest()}
         record["channels"] = ",".join(reminder.channels)
         deliveries = []
-        keys = [store.reminder_key(reminder.id)]
+        keys = [store.reminder_key(reminder.id), store.body_key(reminder.id)]
         for channel in reminder.channels:
             member = delivery_key(reminder.id, channel)
             fields = {**common, "channel": channel, "state": State.ACCEPTED.value, "attempts": "0"}
@@ -241,6 +241,7 @@ class Producer:
             keys.append(store.delivery_redis_key(member))
         spec = {
             "fields": _flat(record),
+            "body": body.decode(),
             "digest": record["digest"],
             "expires_at": reminder.expires_at.timestamp() if reminder.expires_at else False,
             "expiry": kind.default_expiry.total_seconds(),

@@ -17,6 +17,12 @@ A stream that came back empty after Redis was lost restarts its ids from the cur
 Should that time be behind the checkpoint (the clock of a replacement server), the writer
 sees the checkpoint's entry gone while older ones exist, and reads the stream from its start.
 
+Compaction: once the ledger has committed a delivery's final outcome, the writer marks it in
+``herald:copied``; ``HERALD_COMPACT_AFTER`` seconds later it folds the delivery's state into a
+summary on its reminder's record (``lua/compact.lua``), so Redis holds live work and compact
+idempotency, not history. A mark lost to a crash between the commit and the mark only leaves that
+delivery whole until its retention, as before compaction existed.
+
 Retention: rows older than ``HERALD_LEDGER_RETENTION_DAYS`` are deleted hourly, except the
 latest change of each hold still in force and the latest change of each address whose opt-out
 is in force (an opt-out never expires): ``herald suppress rebuild`` needs them.
@@ -58,6 +64,13 @@ PRUNE_EVERY = 3600.0
 """Seconds between two retention passes of a running writer."""
 MAX_BACKOFF = 30.0
 """Longest wait between two attempts while Redis or the database is unreachable."""
+COMPACT_BATCH = 1000
+"""Deliveries one compaction call looks at."""
+FOLDED = frozenset(
+    {"sent", "suppressed", "cancelled", "duplicate", "expired", "opted_out", "capped", "failed", "invalid"}
+)
+"""Outcomes that are the last word on a delivery: compacted once copied (``in_doubt`` and
+``dead`` wait for an operator, whole)."""
 BACKLOG_WARNING = 0.9
 """Warn when the events stream holds this share of its MAXLEN."""
 
@@ -209,6 +222,7 @@ class DrainReport:
 
     copied: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
     trimmed: int = 0
+    compacted: int = 0
     caught_up: bool = False
 
     @property
@@ -246,8 +260,9 @@ class LedgerWriter:
 
     Parameters: ``client`` (Redis), ``engine`` (the ledger), ``batch`` (entries per
     transaction), ``retention_days``, ``events_maxlen`` (the events stream's limit, for the
-    falling-behind warning). Hooks: ``save_checkpoint`` runs inside the transaction
-    that inserts the rows; ``trim`` runs after that transaction committed.
+    falling-behind warning), ``compact_after`` (seconds a copied finished delivery stays whole;
+    None: never compacted). Hooks: ``save_checkpoint`` runs inside the transaction that inserts
+    the rows; ``trim`` runs after that transaction committed.
     """
 
     def __init__(
@@ -258,12 +273,15 @@ class LedgerWriter:
         batch: int,
         retention_days: int,
         events_maxlen: int | None = None,
+        compact_after: float | None = None,
     ) -> None:
         self.redis = client
         self.engine = engine
         self.batch = batch
         self.retention_days = retention_days
         self.events_maxlen = events_maxlen
+        self.compact_after = compact_after
+        self._compact = client.register_script(store.script_source("compact"))
 
     # -- copying ------------------------------------------------------------------------
 
@@ -290,6 +308,8 @@ class LedgerWriter:
             self.save_checkpoint(conn, stream, last)
         if report is not None:
             report.copied[stream] += len(rows)
+        if table is delivery_events and self.compact_after is not None:
+            self.mark_copied(rows)
         if stream in TRIMMED:
             trimmed = self.trim(stream, last)
             if report is not None:
@@ -299,6 +319,27 @@ class LedgerWriter:
     def trim(self, stream: str, last_id: str) -> int:
         """Remove the entries up to ``last_id`` (committed to the ledger) from ``stream``."""
         return int(self.redis.xtrim(stream, minid=next_id(last_id), approximate=False))
+
+    def mark_copied(self, rows: list[dict[str, Any]]) -> None:
+        """Put the deliveries whose final outcome these rows hold on ``herald:copied``, scored
+        by now on Redis's clock: compacted ``compact_after`` seconds later."""
+        keys = {r["delivery_key"] for r in rows if r["outcome"] in FOLDED and r["delivery_key"]}
+        if keys:
+            now = store.redis_now(self.redis)
+            self.redis.zadd(store.COPIED, dict.fromkeys(keys, now))
+
+    def compact(self, stop: threading.Event | None = None) -> int:
+        """Fold the copied deliveries that are due (``lua/compact.lua``); returns how many."""
+        if self.compact_after is None:
+            return 0
+        total = 0
+        while stop is None or not stop.is_set():
+            args: list[str | float] = [store.PREFIX, clock.offset(), self.compact_after, COMPACT_BATCH]
+            folded, _, more = self._compact(keys=[store.COPIED], args=args)
+            total += int(folded)
+            if not int(more):
+                break
+        return total
 
     def save_checkpoint(self, conn: Connection, stream: str, last_id: str) -> None:
         """Record that the ledger has ``stream`` up to ``last_id`` (inside the rows' transaction)."""
@@ -316,6 +357,7 @@ class LedgerWriter:
             if sum(self.step(stream, report) for stream in STREAMS) == 0:
                 report.caught_up = True
                 break
+        report.compacted = self.compact(stop)
         return report
 
     def check_backlog(self) -> None:
@@ -385,14 +427,16 @@ class LedgerWriter:
                     )
                 next_prune = time.monotonic() + PRUNE_EVERY
             report = self.drain(stop, max_rounds=100)
-            if report.total:
+            if report.total or report.compacted:
                 log.info(
-                    "copied %d events, %d hold changes and %d opt-out changes; trimmed %d from %s",
+                    "copied %d events, %d hold changes and %d opt-out changes; trimmed %d from %s; "
+                    "compacted %d finished deliveries",
                     report.copied[store.EVENTS],
                     report.copied[suppression.AUDIT],
                     report.copied[optouts.AUDIT],
                     report.trimmed,
                     store.EVENTS,
+                    report.compacted,
                 )
             return not report.caught_up
 

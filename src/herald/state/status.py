@@ -29,7 +29,7 @@ def read_status(client: redis.Redis, reminder_id: str) -> dict[str, Any]:
             pipe.hgetall(store.delivery_redis_key(f"{reminder_id}:{channel}"))
         states = pipe.execute()
     deliveries = [
-        asdict(store.DeliveryView.from_hash(f"{reminder_id}:{c}", store.decode_hash(h)))
+        asdict(_view(f"{reminder_id}:{c}", c, store.decode_hash(h), record))
         for c, h in zip(channels, states, strict=True)
     ]
     return {
@@ -43,3 +43,25 @@ def read_status(client: redis.Redis, reminder_id: str) -> dict[str, Any]:
         "cancelled_at": store.iso_or_none(record.get("cancelled_at")),
         "deliveries": deliveries,
     }
+
+
+def _view(key: str, channel: str, state: dict[str, str], record: dict[str, str]) -> store.DeliveryView:
+    """A delivery as its hash says, or, once it was compacted (``lua/compact.lua``), as the
+    summary its record keeps says: outcome, attempts, when it finished and why."""
+    summary = record.get(f"c:{channel}")
+    if state or summary is None:
+        return store.DeliveryView.from_hash(key, state)
+    outcome, attempts, finished_at, reason = [*summary.split("|", 3), "", "", ""][:4]
+    folded = {
+        "channel": channel,
+        "state": outcome,
+        "outcome": outcome,
+        "reason": reason,
+        "attempts": attempts,
+        "accepted_at": record.get("accepted_at", ""),
+        "updated_at": finished_at,
+        "finished_at": finished_at,
+        "not_before": record.get("not_before", ""),
+        "expires_at": record.get("expires_at", ""),
+    }
+    return store.DeliveryView.from_hash(key, folded)

@@ -4,8 +4,10 @@ Keys (all under ``herald:``):
 
 | key | type | holds |
 | --- | --- | --- |
-| ``herald:r:<reminder id>`` | hash | the reminder body, its digest, category, times, cancellation |
+| ``herald:r:<reminder id>`` | hash | the reminder's digest, category, times, cancellation; summaries |
+| ``herald:b:<reminder id>`` | string | the reminder body (apart: the record stays a small hash) |
 | ``herald:d:<reminder id>:<channel>`` | hash | one delivery's state, outcome, reason, times, lease |
+| ``herald:copied`` | sorted set | finished deliveries the ledger copied, scored by when: compacted later |
 | ``herald:events`` | stream | one entry per outcome (trimmed to ``HERALD_EVENTS_MAXLEN``) |
 | ``herald:scheduled`` | sorted set | deliveries waiting for a time, scored by when they are due |
 | ``herald:leases`` | sorted set | claimed deliveries, scored by when their lease ends |
@@ -16,7 +18,11 @@ Keys (all under ``herald:``):
 | ``herald:deadlines`` | sorted set | unfinished deliveries, scored by when they should have moved on |
 | ``herald:reconcile`` | hash | the reconciler's counters (``republished``) |
 
-Records and states expire ``HERALD_RETENTION_DAYS`` after their reminder expires.
+Records and states expire ``HERALD_RETENTION_DAYS`` after their reminder expires. A finished
+delivery does not wait that long whole: ``HERALD_COMPACT_AFTER`` seconds after the ledger copied
+its outcome, ``lua/compact.lua`` folds its state into a one-line summary on the reminder's record
+(field ``c:<channel>``) and deletes it; once every delivery of a reminder is folded, its body
+goes too. What stays is what idempotency (the digest) and ``herald status`` need.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ DEADLINES = PREFIX + "deadlines"
 DEADLETTER = PREFIX + "deadletter"
 LEASES = PREFIX + "leases"
 IN_DOUBT = PREFIX + "indoubt"
+COPIED = PREFIX + "copied"
 SCRIPTS = (
     "intake",
     "load",
@@ -54,6 +61,7 @@ SCRIPTS = (
     "ratelimit",
     "reconcile",
     "cancel",
+    "compact",
 )
 RECONCILE = PREFIX + "reconcile"
 
@@ -81,6 +89,11 @@ def provider_ref_key(provider: str, ref: str) -> str:
 def reminder_key(reminder_id: str) -> str:
     """The Redis key of a reminder's record."""
     return f"{PREFIX}r:{reminder_id}"
+
+
+def body_key(reminder_id: str) -> str:
+    """The Redis key of a reminder's body (canonical JSON)."""
+    return f"{PREFIX}b:{reminder_id}"
 
 
 def delivery_redis_key(delivery: str) -> str:

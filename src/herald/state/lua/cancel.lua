@@ -13,6 +13,11 @@ for channel in string.gmatch(channels, '[^,]+') do
   local member = ARGV[2] .. ':' .. channel
   local dkey = ARGV[1] .. 'd:' .. member
   local state = redis.call('HGET', dkey, 'state')
+  if not state then
+    -- folded into the record once finished (lua/compact.lua): its outcome leads the summary
+    local summary = redis.call('HGET', KEYS[1], 'c:' .. channel)
+    if summary then state = string.match(summary, '^[^|]*') end
+  end
   if state and PENDING[state] then
     finish(dkey, member, KEYS[2], KEYS[3], ARGV[4], 'cancelled', ARGV[5], now)
     state = 'cancelled'

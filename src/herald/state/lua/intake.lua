@@ -1,7 +1,9 @@
 -- Store a batch of reminders once each, with their deliveries' states, on Redis's clock.
--- KEYS: for each reminder, its record key then its delivery keys; then the deadlines zset.
+-- KEYS: for each reminder, its record key, its body key, then its delivery keys; then the
+--       deadlines zset.
 -- ARGV: [1] prefix, [2] JSON array, one object per reminder:
---   {fields = [...], digest = hex, expires_at = epoch s or false, expiry = seconds after
+--   {fields = [...], body = canonical JSON, digest = hex, expires_at = epoch s or false,
+--    expiry = seconds after
 --    max(now, not_before) when expires_at is false, not_before = epoch s or false,
 --    deliveries = [{member, fields}]},
 --   [3] clock offset (s), [4] retention (s kept after expiry), [5] publish grace (s): until the
@@ -16,8 +18,8 @@ local now_text = string.format('%.3f', now)
 local out = {}
 local k = 1
 for i, s in ipairs(specs) do
-  local rkey = KEYS[k]
-  k = k + 1
+  local rkey, bkey = KEYS[k], KEYS[k + 1]
+  k = k + 2
   local existing = redis.call('HMGET', rkey, 'digest', 'accepted_at')
   if existing[1] then
     local status = 'conflict'
@@ -40,6 +42,7 @@ for i, s in ipairs(specs) do
     table.insert(fields, expires_text)
     redis.call('HSET', rkey, unpack(fields))
     redis.call('EXPIRE', rkey, ttl)
+    redis.call('SET', bkey, s.body, 'EX', ttl)
     local due = {}
     for _, d in ipairs(s.deliveries) do
       local dkey = KEYS[k]

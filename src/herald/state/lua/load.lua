@@ -30,7 +30,11 @@ for i = 9, #ARGV do
   local f = {}
   for j = 1, #h, 2 do f[h[j]] = h[j + 1] end
   local r = {false, false}
-  if f.reminder_id then r = redis.call('HMGET', ARGV[1] .. 'r:' .. f.reminder_id, 'body', 'cancelled_at') end
+  if f.reminder_id then
+    r = redis.call('HMGET', ARGV[1] .. 'r:' .. f.reminder_id, 'body', 'cancelled_at')
+    -- the body has its own key; a record stored before it had one holds it as a field
+    r[1] = redis.call('GET', ARGV[1] .. 'b:' .. f.reminder_id) or r[1]
+  end
   local answer
   if not f.state or not r[1] then
     answer = {'gone', ''}
