@@ -19,6 +19,7 @@ import contextlib
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from herald.holds.suppression import SuppressionStore  # noqa: E402
 from herald.intake.producer import Producer  # noqa: E402
-from herald.ops.stack import LocalStack  # noqa: E402
+from herald.ops.stack import HERALD, LocalStack  # noqa: E402
 from tests.harness import make_reminder  # noqa: E402
 from tests.standins.twilio import FakeTwilio  # noqa: E402
 
 SENDER = "+15005550006"
-SCENARIOS = ("yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit", "memory")
+SCENARIOS = ("yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit", "memory", "footprint")
 
 
 @dataclass
@@ -255,7 +256,10 @@ def scenario_bulk(bench: Bench, provider: str) -> float:
                 "Redis per delivery",
                 f"{commands / n:.1f} commands in {reads / n:.2f} reads (round trips, every client)",
             ),
-            ("redis memory", f"{memory / n * 1e6 / 2**20:,.0f} MiB per million deliveries (retained)"),
+            (
+                "redis memory",
+                f"{memory / n * 1e6 / 2**20:,.0f} MiB per million finished deliveries (not yet copied)",
+            ),
             (
                 "worker RSS",
                 f"{sum(_rss(p) for p in worker_pids) / 2**20:,.0f} MiB in {len(worker_pids)} processes",
@@ -449,6 +453,75 @@ def scenario_memory(bench: Bench) -> None:
     bench.stop_processes()
 
 
+def _footprint(client: redis.Redis) -> dict[str, tuple[int, int, float]]:
+    """Redis's keys by family (``herald:r``, ``herald:d``, a queue...): count, bytes, and
+    byte-days (bytes times the days each key has left to live; 0 for a key without expiry)."""
+    families: dict[str, tuple[int, int, float]] = {}
+    keys = list(client.scan_iter(count=5000))
+    for start in range(0, len(keys), 2000):
+        chunk = keys[start : start + 2000]
+        with client.pipeline(transaction=False) as pipe:
+            for key in chunk:
+                pipe.memory_usage(key, samples=0)
+                pipe.ttl(key)
+            answers = pipe.execute()
+        for key, size, ttl in zip(chunk, answers[::2], answers[1::2], strict=True):
+            text = key.decode(errors="replace")
+            family = ":".join(text.split(":")[:2]) if text.startswith("herald:") else text.split(":")[0][:24]
+            count, total, days = families.get(family, (0, 0, 0.0))
+            size = int(size or 0)
+            families[family] = (count + 1, total + size, days + size * max(int(ttl), 0) / 86400)
+    return families
+
+
+def scenario_footprint(bench: Bench) -> None:
+    """Redis memory per delivery: stored and published (live), finished, then copied by the
+    ledger and compacted; and what a lender sending 3 million a day would hold."""
+    n = bench.args.footprint_reminders
+    bench.configure("outbox", HERALD_COMPACT_AFTER="0")
+    bench.flush()
+    client = bench.client()
+    base = int(client.info("memory")["used_memory"])
+    Producer().enqueue_many(reminders(n))
+    live = int(client.info("memory")["used_memory"]) - base
+    bench.start_herald(bench.args.workers)
+    wait_for(lambda: finished(client) >= n, 3600, f"{n} deliveries")
+    bench.stop_processes()
+    whole = int(client.info("memory")["used_memory"]) - base
+    done = subprocess.run(
+        [*HERALD, "ledger", "--once"],
+        env=bench.stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    compacted = int(client.info("memory")["used_memory"]) - base
+    families = _footprint(client)
+    byte_days = sum(days for _, _, days in families.values())
+    per_day = 3_000_000
+    steady = per_day * byte_days / n
+    rows = [
+        ("live (stored, published)", f"{live / n * 1e6 / 2**30:.2f} GiB per million deliveries"),
+        ("finished, not yet copied", f"{whole / n * 1e6 / 2**30:.2f} GiB per million deliveries"),
+        ("finished, copied, compacted", f"{compacted / n * 1e6 / 2**30:.2f} GiB per million deliveries"),
+        ("ledger --once", done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "(no output)"),
+        *[
+            (
+                f"  {family}",
+                f"{count:,} keys, {total / n:,.0f} bytes and {days / n:,.1f} byte-days per delivery",
+            )
+            for family, (count, total, days) in sorted(families.items(), key=lambda kv: -kv[1][1])
+            if total >= n  # a byte per delivery or more
+        ],
+        (
+            "3,000,000 a day, steady state",
+            f"{steady / 2**30:.1f} GiB (each key's bytes times the days it has left to live)",
+        ),
+    ]
+    report(f"footprint: {n:,} SMS reminders, outbox provider, Redis memory", rows)
+
+
 def scenario_enqueue(bench: Bench) -> float:
     """enqueue_many from one producer process, no worker running: the producer's own rate."""
     n = bench.args.reminders
@@ -523,11 +596,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "scenarios", nargs="*", default=["yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit"]
+        "scenarios",
+        nargs="*",
+        default=["yardsticks", "enqueue", "bulk", "trickle", "lanes", "limit", "footprint"],
     )
     parser.add_argument("--reminders", type=int, default=100_000, help="bulk: reminders (default 100,000)")
     parser.add_argument(
         "--memory-reminders", type=int, default=1_000_000, help="memory: reminders (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--footprint-reminders", type=int, default=50_000, help="footprint: reminders (default 50,000)"
     )
     parser.add_argument("--trickle", type=int, default=10_000, help="trickle: reminders (default 10,000)")
     parser.add_argument("--producers", type=int, default=4, help="trickle: producer processes (default 4)")
@@ -578,6 +656,8 @@ def main() -> None:
                 scenario_limit(bench)
             elif name == "memory":
                 scenario_memory(bench)
+            elif name == "footprint":
+                scenario_footprint(bench)
             else:
                 parser.error(f"unknown scenario {name!r}")
     finally:

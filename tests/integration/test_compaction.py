@@ -8,6 +8,7 @@ which every script adds to Redis's clock.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,3 +212,29 @@ def test_a_receipt_for_a_compacted_delivery_still_reaches_the_ledger(
     _later(monkeypatch, 2 * KEEP + 2)
     assert writer.drain().compacted == 1
     assert not receipts.record(f"{suppressed['id']}:sms", "delivered")  # never sent: no receipt
+
+
+def test_a_reminder_stored_before_bodies_had_their_own_key_is_sent_deduplicated_and_compacted_small(
+    settings: Settings, client: redis.Redis, writer: LedgerWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reminder = _reminder(["sms"])
+    rid, key = reminder["id"], f"{reminder['id']}:sms"
+    assert Unpublished(settings).enqueue(reminder).status == "accepted"
+    # as an earlier version stored it: the body a field of the record, the digest in full
+    record = store.reminder_key(rid)
+    body = client.get(store.body_key(rid))
+    client.delete(store.body_key(rid))
+    client.hset(record, mapping={"body": body, "digest": hashlib.sha256(body.encode()).hexdigest()})
+    assert client.object("encoding", record) == "hashtable"
+
+    _run(settings, "sms", [key])
+    assert read_status(client, rid)["deliveries"][0]["outcome"] == "sent"
+    assert Unpublished(settings).enqueue(reminder).status == "duplicate"
+    writer.drain()
+    _later(monkeypatch, KEEP + 1)
+    assert writer.drain().compacted == 1
+
+    assert not client.hexists(record, "body")
+    assert client.object("encoding", record) == "listpack"
+    assert client.ttl(record) > 86400
+    assert Unpublished(settings).enqueue(reminder).status == "duplicate"

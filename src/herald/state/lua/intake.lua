@@ -23,7 +23,8 @@ for i, s in ipairs(specs) do
   local existing = redis.call('HMGET', rkey, 'digest', 'accepted_at')
   if existing[1] then
     local status = 'conflict'
-    if existing[1] == s.digest then status = 'duplicate' end
+    -- a prefix: records stored before digests were shortened hold all 64 characters
+    if string.sub(existing[1], 1, #s.digest) == s.digest then status = 'duplicate' end
     out[i] = {status, existing[2] or ''}
     k = k + #s.deliveries
   else

@@ -7,9 +7,9 @@
 -- Returns 1 when recorded, 0 when the delivery is not `sent`.
 local d = redis.call('HMGET', KEYS[1], 'outcome', 'reminder_id', 'account_id', 'channel')
 if not d[1] then
-  local r = redis.call('HMGET', KEYS[3], 'c:' .. ARGV[7], 'reminder_id', 'account_id')
+  local r = redis.call('HMGET', KEYS[3], 'c:' .. ARGV[7], 'account_id')
   if not r[1] or string.sub(r[1], 1, 5) ~= 'sent|' then return 0 end
-  d = {'sent', r[2], r[3], ARGV[7]}
+  d = {'sent', string.sub(ARGV[2], 1, #ARGV[2] - #ARGV[7] - 1), r[2], ARGV[7]}
 end
 if d[1] ~= 'sent' then return 0 end
 local now = clock(ARGV[5])
