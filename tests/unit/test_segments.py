@@ -190,12 +190,19 @@ def test_gsm_extension_characters_cost_one_unit_in_ucs2() -> None:
     assert (count.encoding, count.units, count.segments) == ("UCS-2", 70, 1)
 
 
-def test_grapheme_cluster_may_straddle_parts_only_the_surrogate_pair_is_kept() -> None:
-    # 👍🏽 is two code points (two surrogate pairs). The thumbs-up ends part 1 exactly and the
-    # skin-tone modifier starts part 2; neither surrogate pair is split.
+def test_a_grapheme_cluster_on_a_part_boundary_moves_whole_to_the_next_part() -> None:
+    # 👍🏽 is two code points (two surrogate pairs) but one cluster. The thumbs-up would end part 1
+    # exactly; the whole cluster starts part 2 instead, and the rest needs a third part.
     text = "a" * 65 + "👍🏽" + "a" * 65
     count = count_segments(text)
-    assert (count.units, count.segments) == (134, 2)
+    assert (count.units, count.segments) == (134, 3)
+    assert count_segments("a" * 63 + "👍🏽" + "a" * 67).segments == 2  # ends part 1 exactly
+
+
+def test_a_cluster_longer_than_a_part_is_split_on_its_characters() -> None:
+    # 40 combining marks on one letter: one 41-unit cluster would fit; 80 do not fit any part
+    assert count_segments("e" + "\u0301" * 80).segments == 2
+    assert count_segments("还" * 40 + "e" + "\u0301" * 40).segments == 2
 
 
 # --- non_gsm ------------------------------------------------------------------------------

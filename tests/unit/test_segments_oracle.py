@@ -6,9 +6,8 @@ package's for every one of them. Needs node and `npm ci --prefix tests/oracle`; 
 otherwise.
 
 The generated strings avoid multi-code-point grapheme clusters (skin-tone modifiers, ZWJ
-sequences, flags, combining marks): the package keeps a whole cluster in one part where the
-carriers' rule only keeps a surrogate pair whole. That one known difference is pinned in
-test_oracle_differs_only_by_keeping_grapheme_clusters_whole.
+sequences, flags, combining marks); CLUSTER_CASES puts such clusters on part boundaries, where
+both keep a whole cluster in one part.
 """
 
 from __future__ import annotations
@@ -195,12 +194,21 @@ def test_encoding_and_segments_match_twilio_calculator() -> None:
     )
 
 
-def test_oracle_differs_only_by_keeping_grapheme_clusters_whole() -> None:
-    # 👍🏽 is two code points (4 UTF-16 units) but one grapheme cluster. On the 67-unit boundary
-    # we keep each surrogate pair whole (👍 ends part 1, 🏽 starts part 2); the package moves
-    # the whole cluster to part 2 and needs a third part.
-    text = "a" * 65 + "👍🏽" + "a" * 65
-    [theirs] = _oracle([text])
-    assert (theirs["encoding"], theirs["segments"]) == ("UCS-2", 3)
-    ours = count_segments(text)
-    assert (ours.encoding, ours.units, ours.segments) == ("UCS-2", 134, 2)
+CLUSTER_CASES = [
+    "还" * 65 + "👍🏽" + "还" * 65,  # a skin-tone modifier across the 67-unit boundary
+    "还" * 66 + "e\u0301" + "还" * 66,  # a letter and its combining accent across it
+    "a" * 65 + "👍🏽" + "a" * 65,
+    "还" * 66 + "🇨🇳" + "还" * 66,  # a flag: two regional indicators
+    "还" * 63 + "👨\u200d👩\u200d👧" + "还" * 70,  # a ZWJ family (8 units)
+    "a" * 152 + "\r\n" + "b" * 152,  # CR LF across the 153-septet boundary
+    "a" * 150 + "e\u0301" * 3 + "é" * 70,
+    "👍🏽" * 40,
+    "还" * 30 + "👍🏽" * 20 + "e\u0301" * 30,
+]
+
+
+def test_grapheme_clusters_on_a_part_boundary_are_counted_as_twilio_counts_them() -> None:
+    expected = _oracle(CLUSTER_CASES)
+    for text, theirs in zip(CLUSTER_CASES, expected, strict=True):
+        ours = count_segments(text)
+        assert (ours.encoding, ours.segments) == (theirs["encoding"], theirs["segments"]), _preview(text)

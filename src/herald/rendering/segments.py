@@ -13,11 +13,15 @@ Carriers (and Twilio) bill an SMS per *segment*. The rules, from 3GPP TS 23.038 
   two for a character outside it such as most emoji. One message holds 70 units; a longer body
   is split into parts of at most 67 units, and a surrogate pair is never split between parts.
 
-Parts are split on code units only, as the concatenation layer does: a grapheme cluster made of
-several code points (an emoji with a skin-tone modifier, a ZWJ sequence, a flag, a letter plus a
-combining mark) may straddle two parts. Twilio's ``sms-segments-calculator`` keeps each whole
-cluster in one part instead, so for such a cluster sitting on a part boundary it can report one
-segment more than :func:`count_segments`.
+A UCS-2 part never splits a grapheme cluster, as Twilio's ``sms-segments-calculator`` counts
+(and Twilio bills): a cluster of several code points (an emoji with a skin-tone modifier, a ZWJ
+sequence, a flag, a letter plus a combining mark) that does not fit in what is left of a
+part starts the next one. Splitting on code units alone would count one segment fewer for such a
+cluster on a part boundary: under-charging the rate limiter and letting a message past
+``HERALD_SMS_MAX_SEGMENTS``. Only a cluster longer than a whole part is split (on characters).
+GSM-7 text is split on characters (CR LF may straddle two parts, as Twilio counts it), and so is
+UCS-2 text with no character that can join a cluster (most: Chinese, Latin letters, plain emoji),
+without segmenting it.
 
 An empty body counts as one GSM-7 segment with no characters: that is what a carrier bills when
 an empty message is sent.
@@ -32,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+import regex
 
 __all__ = [
     "GSM7_BASIC",
@@ -75,6 +81,12 @@ UCS2_SINGLE_UNITS = 70
 UCS2_MULTIPART_UNITS = 67
 
 _BMP_MAX = 0xFFFF
+_CLUSTER = regex.compile(r"\X")
+"""One extended grapheme cluster (Unicode UAX #29, as the ``regex`` module implements it)."""
+_JOINERS = regex.compile(r"[^\p{Grapheme_Cluster_Break=Other}\n]")
+"""A character that can be part of a cluster of several characters (CR, a combining mark, a
+modifier, ZWJ, a regional indicator, a Hangul jamo...): without one, each character is a
+cluster."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,12 @@ def count_segments(text: str) -> SegmentCount:
         single, per_part = GSM7_SINGLE_SEPTETS, GSM7_MULTIPART_SEPTETS
 
     units = sum(costs)
-    segments = 1 if units <= single else _count_parts(costs, per_part)
+    if units <= single:
+        segments = 1
+    elif encoding == "GSM-7" or _JOINERS.search(text) is None:  # each character stands alone
+        segments = _count_parts(costs, per_part)
+    else:
+        segments = _count_parts(_cluster_costs(text, costs, per_part), per_part)
     return SegmentCount(
         encoding=encoding,
         segments=segments,
@@ -131,11 +148,28 @@ def count_segments(text: str) -> SegmentCount:
     )
 
 
-def _count_parts(costs: Iterable[int], capacity: int) -> int:
-    """Fill parts of ``capacity`` units in order, never splitting one character's units.
+def _cluster_costs(text: str, costs: list[int], capacity: int) -> list[int]:
+    """The units of each grapheme cluster of ``text`` (``costs`` are its characters' units);
+    a cluster longer than ``capacity`` counts as its characters, which must then be split."""
+    out: list[int] = []
+    position = 0
+    for cluster in _CLUSTER.findall(text):
+        own = costs[position : position + len(cluster)]
+        position += len(cluster)
+        total = sum(own)
+        if total > capacity:
+            out.extend(own)
+        else:
+            out.append(total)
+    return out
 
-    Each cost is the units of one character (an escape pair or a surrogate pair costs 2); a
-    character that does not fit in what is left of the current part starts the next part.
+
+def _count_parts(costs: Iterable[int], capacity: int) -> int:
+    """Fill parts of ``capacity`` units in order, never splitting one item's units.
+
+    Each cost is the units of one character (an escape pair or a surrogate pair costs 2) or of
+    one grapheme cluster; an item that does not fit in what is left of the current part starts
+    the next part.
     """
     parts = 1
     used = 0
