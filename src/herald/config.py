@@ -5,21 +5,22 @@ The README's configuration table is this module in prose; keep them together.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.values.caps import parse_caps
 from herald.values.ledger_urls import normalize_url
 from herald.values.rates import parse_rate
 from herald.values.redis_urls import is_sentinel, parse_sentinel
+from herald.values.windows import parse_window
 
-_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+MIN_SECRET_BYTES = 32
+"""The shortest ``HERALD_SECRET_KEY`` herald accepts (256 bits, the HMAC-SHA256 key size)."""
 
 
 class Settings(BaseSettings):
@@ -98,8 +99,8 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         None,
-        description="Signs unsubscribe links and the operator page's sessions (the page needs at least 16 "
-        "characters).",
+        description="Signs unsubscribe links and the operator page's sessions: at least 32 bytes, the same "
+        "for every process (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`).",
     )
     pay_url: str | None = Field(
         default=None,
@@ -304,8 +305,18 @@ class Settings(BaseSettings):
     @field_validator("send_window")
     @classmethod
     def _window(cls, value: str) -> str:
-        if not _WINDOW.match(value):
-            raise ValueError("must look like 08:00-22:00")
+        parse_window(value)
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_BYTES} bytes: it signs unsubscribe links and operator "
+                "sessions, and a short one can be guessed (generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return value
 
     @field_validator("default_timezone")
@@ -411,3 +422,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """What is wrong with the environment, one line per setting, named as it is set
+    (``HERALD_SEND_WINDOW: ...``): what a process says when it refuses to start."""
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = Settings.model_fields.get(name)
+        alias = field.validation_alias if field is not None else None
+        env = alias.choices[0] if isinstance(alias, AliasChoices) else f"HERALD_{name.upper()}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{env}: {message}")
+    return "\n".join(lines)

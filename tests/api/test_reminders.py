@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 
@@ -92,6 +93,36 @@ def test_an_array_gets_one_result_per_item_in_order(client: TestClient, keys: Ke
     assert body["results"][1]["errors"][0]["field"] == "channels"
     assert body["results"][3]["errors"][0]["message"] == "a reminder must be a JSON object"
     assert (body["accepted"], body["duplicate"], body["rejected"], body["conflict"]) == (2, 1, 2, 0)
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"not_before": "9999-12-31T23:59:59+00:00"},
+        {"not_before": "9999-12-31T23:59:59-12:00"},
+        {"expires_at": "9999-12-31T00:00:00+14:00"},
+        {"not_before": "0001-01-01T00:00:00+00:00"},
+        {"not_before": "3000-01-01T00:00:00+08:00", "expires_at": "3000-01-02T00:00:00+08:00"},
+    ],
+)
+def test_a_time_far_from_now_rejects_that_item_alone_and_the_rest_are_stored(
+    client: TestClient, keys: Keys, rds: redis.Redis, times: dict[str, str]
+) -> None:
+    before, after = make_reminder(), make_reminder()
+    far = {**make_reminder(), **times}
+    response = client.post("/v1/reminders", json=[before, far, after], headers=auth(keys.producer))
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    if times.get("not_before", "").startswith("0001"):  # long past: sent now, expiry from now
+        assert [r["status"] for r in results] == ["accepted"] * 3
+    else:
+        assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
+        assert results[1]["errors"][0]["field"] in times
+        assert "days ahead" in results[1]["errors"][0]["message"]
+        assert not rds.exists(f"herald:r:{far['id']}")
+    for stored in (before, after):
+        status = client.get(f"/v1/reminders/{stored['id']}", headers=auth(keys.everything))
+        assert status.status_code == 200
 
 
 def test_an_array_beyond_the_batch_limit_is_refused_whole(settings: Settings, keys: Keys) -> None:

@@ -57,7 +57,7 @@ def _hold(account: str, reason: str = "hardship review") -> Hold:
     )
 
 
-@pytest.mark.parametrize(("secret", "says"), [(None, "not set"), ("short", "shorter than 16")])
+@pytest.mark.parametrize(("secret", "says"), [(None, "not set"), ("short", "shorter than 32")])
 def test_without_a_usable_secret_key_the_page_starts_no_session(
     page_settings: Settings, operator: tuple[str, str], secret: str | None, says: str
 ) -> None:

@@ -10,7 +10,7 @@ JSON or not UTF-8) and reports every line, exiting 0 or 1, never crashing.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from herald.intake.producer import Producer
 from herald.intake.validation import ReminderInvalid, parse_reminder
 from herald.models import MAX_DATA_BYTES, MAX_DATA_DEPTH
 from herald.rendering.catalog import Catalog
+from herald.state.status import read_status
 from tests.fuzz.strategies import apply, json_values, mutations, nested, python_values, valid_reminder
 
 pytestmark = pytest.mark.fuzz
@@ -260,3 +261,40 @@ def test_enqueue_command_table_shows_markup_and_controls_as_text(cli_env: None, 
     assert "[/bold]" in done.stdout
     assert "\\x1b[31mred\\u202e" in done.stdout
     assert "not valid JSON" in done.stdout
+
+
+_ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12)), timezone(timedelta(hours=8))]
+)
+_ANY_TIME = st.none() | st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=_ZONES
+).map(lambda t: t.isoformat())
+
+
+@FUZZ
+@given(times=st.lists(st.tuples(_ANY_TIME, _ANY_TIME), min_size=1, max_size=6))
+def test_any_not_before_and_expiry_are_answered_per_reminder_and_an_accepted_one_can_be_read(
+    producer: Producer, fuzz_redis: redis.Redis, times: list[tuple[str | None, str | None]]
+) -> None:
+    items = []
+    for not_before, expires_at in times:
+        reminder = valid_reminder()
+        reminder.pop("not_before"), reminder.pop("expires_at")
+        if not_before is not None:
+            reminder["not_before"] = not_before
+        if expires_at is not None:
+            reminder["expires_at"] = expires_at
+        items.append(reminder)
+
+    results = producer.enqueue_many(items)  # never raises: each gets its own answer
+
+    assert len(results) == len(items)
+    for item, result in zip(items, results, strict=True):
+        if result.status == "rejected":
+            assert {e.field for e in result.errors} <= {"not_before", "expires_at"}
+            assert _stored_body(fuzz_redis, item["id"]) is None
+            continue
+        assert result.status == "accepted"
+        status = read_status(fuzz_redis, item["id"])  # every stored time can be shown
+        assert status["expires_at"] is not None
+        assert status["expires_at"] > (status["not_before"] or "")

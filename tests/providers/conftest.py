@@ -75,7 +75,7 @@ def real(providers: Providers, tmp_path_factory: pytest.TempPathFactory, repo_ro
         "HERALD_FCM_API_BASE": providers.fcm.url,
         "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
         "HERALD_API_PORT": str(api_port),
-        "HERALD_SECRET_KEY": "test-secret-key-for-links",
+        "HERALD_SECRET_KEY": "test-secret-key-for-links-0123456789",
         "HERALD_CONNECT_TIMEOUT": "2",
         "HERALD_PROVIDER_TIMEOUT": "1.5",
         "HERALD_QUICK_ATTEMPTS": "3",

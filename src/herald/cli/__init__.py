@@ -13,9 +13,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from pydantic import ValidationError
 
 from herald.cli import deadletter, keys, ledger, optout, processes, reconcile, reminders, suppress, templates
+from herald.config import Settings, describe_settings_error
 
 app = typer.Typer(
     help="herald: multi-channel reminder dispatcher (SMS, email, push).",
@@ -47,8 +51,15 @@ app.command("reconcile")(reconcile.reconcile)
 
 
 def main() -> None:
-    """Entry point of the ``herald`` console script."""
-    app()
+    """Entry point of the ``herald`` console script: a setting herald cannot use stops it with
+    the setting named (exit code 2), not a traceback."""
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        print(f"herald: the configuration is not usable:\n{describe_settings_error(exc)}", file=sys.stderr)
+        sys.exit(2)
 
 
 __all__ = ["app", "main"]

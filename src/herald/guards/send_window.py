@@ -7,14 +7,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from herald.guards.base import Defer, Delivery, Guard, GuardContext, Verdict
+from herald.values.windows import parse_window
 
-
-def parse_window(text: str) -> tuple[time, time]:
-    """``08:00-22:00`` as (start, end); ``24:00`` means the end of the day."""
-    start, _, end = text.partition("-")
-    h1, m1 = (int(x) for x in start.split(":"))
-    h2, m2 = (int(x) for x in end.split(":"))
-    return time(h1, m1), (time.max if (h2, m2) == (24, 0) else time(h2, m2))
+__all__ = ["SendWindowGuard", "claim_windows", "inside", "next_opening", "parse_window", "window_bounds"]
 
 
 def inside(local: time, start: time, end: time) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
@@ -95,8 +95,17 @@ def _cross_checks(reminder: Reminder, catalog: Catalog, now: datetime) -> list[F
     return errors + _time_checks(reminder.not_before, reminder.expires_at, now)
 
 
+MAX_AHEAD = timedelta(days=366)
+"""How far ahead ``not_before`` and ``expires_at`` may lie: a reminder is about a debt or a plan
+of the coming months; a time years ahead is a bug upstream (and its default expiry, added to
+it, could pass the last date a computer calendar holds)."""
+
+
 def _time_checks(not_before: datetime | None, expires_at: datetime | None, now: datetime) -> list[FieldError]:
     errors: list[FieldError] = []
+    for name, value in (("not_before", not_before), ("expires_at", expires_at)):
+        if value is not None and value - now > MAX_AHEAD:
+            errors.append(FieldError(name, f"is more than {MAX_AHEAD.days} days ahead"))
     if expires_at is not None:
         if expires_at <= now:
             errors.append(FieldError("expires_at", "is already in the past"))

@@ -28,7 +28,7 @@ from fastapi import Response
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from herald import clock
-from herald.config import Settings
+from herald.config import MIN_SECRET_BYTES, Settings
 from herald.state import store
 
 SESSION_COOKIE = "herald_operator"
@@ -36,7 +36,7 @@ SIGNIN_COOKIE = "herald_operator_signin"
 COOKIE_PATH = "/operator"
 SESSION_SECONDS = 8 * 3600
 SIGNIN_SECONDS = 3600
-MIN_SECRET = 16
+MIN_SECRET = MIN_SECRET_BYTES
 LIVE = store.PREFIX + "operator:session:"
 
 
@@ -78,10 +78,10 @@ class Sessions:
     def from_settings(cls, settings: Settings) -> Sessions:
         """Sessions on HERALD_SECRET_KEY; raises :class:`SessionsUnavailable` without a usable one."""
         secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
-        if len(secret.strip()) < MIN_SECRET:
+        if len(secret.strip().encode()) < MIN_SECRET:
             raise SessionsUnavailable(
                 "The operator page is off: it signs its sessions with HERALD_SECRET_KEY, which is "
-                + ("not set" if not secret.strip() else f"shorter than {MIN_SECRET} characters")
+                + ("not set" if not secret.strip() else f"shorter than {MIN_SECRET} bytes")
                 + ". Set it to a long random value (e.g. the output of "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), the same for every "
                 "`herald api` process, and restart."
