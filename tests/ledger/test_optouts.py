@@ -51,8 +51,8 @@ def _history_of_optouts(client: redis.Redis, redis_url: str) -> None:
     STOP / START keywords, the unsubscribe link and the pipeline (``add_async``)."""
     book = OptOuts(client)
     book.add("sms", OUT, source="sms-keyword", by=OUT)
-    book.add("sms", BACK_IN, source="operator", by="ops-li")
-    book.remove("sms", BACK_IN, source="sms-keyword", by=BACK_IN)
+    book.add("sms", BACK_IN, source="sms-keyword", by=BACK_IN)  # replied STOP,
+    book.remove("sms", BACK_IN, source="sms-keyword", by=BACK_IN)  # then START
     book.add("sms", OUT_AGAIN, source="sms-keyword", by=OUT_AGAIN)
     book.remove("sms", OUT_AGAIN, source="operator", by="ops-li")
     book.add("sms", OUT_AGAIN, source="sms-keyword", by=OUT_AGAIN)
@@ -105,7 +105,8 @@ def test_opt_out_changes_are_copied_in_order_once_each(
         ("sms", BACK_IN, "remove"),
     ]
     assert (rows[0].source, rows[0].actor, rows[0].extra) == ("sms-keyword", OUT, None)
-    assert (rows[1].source, rows[1].actor) == ("operator", "ops-li")
+    assert (rows[1].source, rows[1].actor) == ("sms-keyword", BACK_IN)
+    assert (rows[4].action, rows[4].source, rows[4].actor) == ("remove", "operator", "ops-li")
     assert (rows[6].channel, rows[6].address, rows[6].source) == ("email", EMAIL.lower(), "unsubscribe-link")
     assert {(r.address, r.source, r.actor) for r in rows[7:9]} == {
         (t, "provider", "herald") for t in GONE_TOKENS
@@ -126,11 +127,11 @@ def test_retention_keeps_every_opt_out_in_force_and_deletes_the_rest(
     book = OptOuts(client)
     start = clock.time()
     book.add("sms", OUT, source="sms-keyword", by=OUT)  # in force for ever
-    book.add("sms", BACK_IN, source="operator", by="ops")  # opted back in: all of it may go
+    book.add("sms", BACK_IN, source="sms-keyword", by=BACK_IN)  # opted back in: all of it may go
     book.remove("sms", BACK_IN, source="sms-keyword", by=BACK_IN)
     book.add("email", EMAIL, source="unsubscribe-link", by="x")  # twice: the older one may go
     book.add("email", EMAIL, source="operator", by="ops")
-    book.add("sms", OUT_AGAIN, source="operator", by="ops")  # opted back in after the retention
+    book.add("sms", OUT_AGAIN, source="sms-keyword", by=OUT_AGAIN)  # opted back in after the retention
     writer = make_writer(client, engine)
     writer.drain()
     assert writer.prune().optouts == 0  # nothing is old yet
@@ -255,3 +256,41 @@ def test_after_rebuild_the_claim_ends_a_reminder_to_an_opted_out_phone_opted_out
     assert claim_only(settings, in_key) == "claimed"
     state = store.decode_hash(client.hgetall(store.delivery_redis_key(out_key)))
     assert (state["state"], state["outcome"]) == ("opted_out", "opted_out")
+
+
+def test_a_keyword_undoes_only_an_opt_out_a_keyword_or_the_provider_made(client: redis.Redis) -> None:
+    book = OptOuts(client)
+    phones = {
+        name: f"+861380013{i:04d}"
+        for i, name in enumerate(("keyword", "provider", "operator", "link", "both"))
+    }
+    book.add("sms", phones["keyword"], source="sms-keyword", by=phones["keyword"])
+    asyncio.run(_provider_add(client, phones["provider"]))
+    book.add("sms", phones["operator"], source="operator", by="ops-li")
+    book.add("sms", phones["link"], source="unsubscribe-link", by=phones["link"])
+    book.add("sms", phones["both"], source="sms-keyword", by=phones["both"])
+    book.add("sms", phones["both"], source="operator", by="ops-li")
+    audit_before = client.xlen(optouts.AUDIT)
+
+    answers = {n: book.change("sms", p, "remove", source="sms-keyword", by=p) for n, p in phones.items()}
+
+    assert answers == {"keyword": 1, "provider": 1, "operator": -1, "link": -1, "both": -1}
+    assert [n for n, p in phones.items() if book.contains("sms", p)] == ["operator", "link", "both"]
+    assert client.xlen(optouts.AUDIT) == audit_before + 2  # a refusal changes nothing, audits nothing
+    assert book.remove("sms", phones["both"], source="operator", by="ops-li")  # an operator may
+    assert not book.contains("sms", phones["both"])
+    book.add("sms", phones["both"], source="sms-keyword", by=phones["both"])  # a keyword's own again
+    assert book.remove("sms", phones["both"], source="sms-keyword", by=phones["both"])
+
+
+async def _provider_add(client: redis.Redis, phone: str) -> None:
+    async_client = aioredis.Redis(connection_pool=aioredis.ConnectionPool.from_url(_url_of(client)))
+    try:
+        await optouts.add_async(async_client, "sms", [phone], source="provider", by="herald")
+    finally:
+        await async_client.aclose()
+
+
+def _url_of(client: redis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from herald.holds.agreements import apply_event
+from herald.holds.optouts import OptOuts
 from herald.holds.suppression import SuppressionStore
 from tests.harness import Herald
 from tests.providers.conftest import Providers
@@ -151,6 +152,37 @@ def test_inbound_keywords_opt_out_and_start_opts_back_in(
     assert providers.twilio.send_inbound(inbound, phone, "START") == 200
     assert system.wait_outcome(_send(system, phone))["outcome"] == "sent"
     assert len(providers.twilio.accepted_to(phone)) == 1
+
+
+def test_start_lifts_only_an_opt_out_a_keyword_made_never_an_operators_or_a_links(
+    system: Herald, providers: Providers
+) -> None:
+    inbound = f"{system.api_url}/v1/providers/twilio/inbound"
+    by_operator, by_both, by_link = fresh_phone(), fresh_phone(), fresh_phone()
+    assert system.cli("optout", "add", "sms", by_operator).returncode == 0
+    assert providers.twilio.send_inbound(inbound, by_both, "STOP") == 200
+    assert system.cli("optout", "add", "sms", by_both).returncode == 0
+    OptOuts(system.redis()).add("sms", by_link, source="unsubscribe-link", by=by_link)
+    for phone in (by_operator, by_both, by_link):
+        assert providers.twilio.send_inbound(inbound, phone, "START") == 200
+        assert system.wait_outcome(_send(system, phone))["outcome"] == "opted_out"
+        assert providers.twilio.accepted_to(phone) == []
+    assert "only an operator may lift it" in system.stack.log("api")
+
+    assert system.cli("optout", "remove", "sms", by_operator).returncode == 0  # an operator may
+    assert system.wait_outcome(_send(system, by_operator))["outcome"] == "sent"
+
+
+@pytest.mark.parametrize("keyword", ["ＳＴＯＰ", "\u200f退订\u200f", " stop. ", "\u202bTD\u202c"])
+def test_keywords_in_full_width_or_wrapped_in_direction_marks_are_still_keywords(
+    system: Herald, providers: Providers, keyword: str
+) -> None:
+    phone = fresh_phone()
+    inbound = f"{system.api_url}/v1/providers/twilio/inbound"
+    assert providers.twilio.send_inbound(inbound, phone, keyword) == 200
+    assert system.wait_outcome(_send(system, phone))["outcome"] == "opted_out"
+    assert providers.twilio.send_inbound(inbound, phone, "ＳＴＡＲＴ") == 200
+    assert system.wait_outcome(_send(system, phone))["outcome"] == "sent"
 
 
 def test_status_callbacks_record_receipts_and_forgeries_are_refused(

@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 from herald.api.deps import public_url_of, redis_of, settings_of
 from herald.config import Settings
 from herald.display.masking import mask_phone
-from herald.holds.optouts import OptOuts, keyword_action
+from herald.holds.optouts import KEYWORD_REFUSED, OptOuts, keyword_action
 from herald.state import store
 
 log = logging.getLogger("herald.api.twilio")
@@ -66,17 +66,24 @@ def inbound(
     form: Annotated[dict[str, str], Depends(signed_form)],
     client: Annotated[redis.Redis, Depends(redis_of)],
 ) -> Response:
-    """STOP, UNSUBSCRIBE, 退订, TD ... opt the sender out of SMS; START, UNSTOP ... opt back in."""
+    """STOP, UNSUBSCRIBE, 退订, TD ... opt the sender out of SMS; START, UNSTOP ... opt back in,
+    but only out of an opt-out a keyword (or the provider) made."""
     sender = form.get("From", "")
     action = keyword_action(form.get("Body", ""))
     if sender and action is not None:
         optouts = OptOuts(client)
         try:
-            if action == "out":
-                optouts.add("sms", sender, source="sms-keyword", by=sender)
+            changed = optouts.change(
+                "sms", sender, "add" if action == "out" else "remove", source="sms-keyword", by=sender
+            )
+            if changed == KEYWORD_REFUSED:
+                log.warning(
+                    "inbound opt-in keyword from %s left the opt-out in force: an operator or an "
+                    "unsubscribe link made it, and only an operator may lift it",
+                    mask_phone(sender),
+                )
             else:
-                optouts.remove("sms", sender, source="sms-keyword", by=sender)
-            log.info("inbound %s keyword from %s", action, mask_phone(sender))
+                log.info("inbound %s keyword from %s", action, mask_phone(sender))
         except ValueError:
             log.warning("inbound keyword from an unusable number %s", mask_phone(sender))
     return Response(EMPTY_TWIML, media_type="text/xml")

@@ -3,13 +3,14 @@
 An opt-out is per channel and per address (an E.164 number, an email address, a push token).
 It is added by an operator (``herald optout``), by the provider (Twilio 21610: the recipient
 replied STOP; FCM UNREGISTERED: the token is gone), by an inbound STOP keyword or by an email
-unsubscribe; a START keyword or an operator removes it. Every change is appended to the
-``herald:optout:audit`` stream.
+unsubscribe. A START keyword removes only an opt-out that a keyword or the provider made; one an
+operator or an unsubscribe link made needs an operator (``lua/optout.lua`` keeps which is which).
+Every change is appended to the ``herald:optout:audit`` stream.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import unicodedata
 
 import redis
 import redis.asyncio as aioredis
@@ -28,9 +29,21 @@ OPT_OUT_WORDS = frozenset(
 OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES", "订阅"})
 
 
+_INVISIBLE = dict.fromkeys(
+    map(
+        ord,
+        "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c\ufeff",
+    )
+)
+"""Zero-width and bidirectional marks a phone may put around a keyword."""
+
+
 def keyword_action(body: str) -> str | None:
-    """``"out"``, ``"in"`` or None for an inbound message body (the whole body is the keyword)."""
-    word = body.strip().strip(".!。！").upper()
+    """``"out"``, ``"in"`` or None for an inbound message body (the whole body is the keyword).
+
+    The body is first normalised (NFKC: full-width ``ＳＴＯＰ`` is ``STOP``), stripped of
+    zero-width and direction marks, spaces and closing punctuation."""
+    word = unicodedata.normalize("NFKC", body).translate(_INVISIBLE).strip().strip(".!。！").strip().upper()
     if word in OPT_OUT_WORDS:
         return "out"
     if word in OPT_IN_WORDS:
@@ -56,15 +69,17 @@ def normalize(channel: str, address: str) -> str:
     return address
 
 
-def _audit_fields(channel: str, address: str, action: str, source: str, by: str) -> dict[Any, Any]:
-    return {
-        "channel": channel,
-        "address": address,
-        "action": action,
-        "source": source,
-        "by": by,
-        "at": clock.now().isoformat(timespec="milliseconds"),
-    }
+KEYWORD_REFUSED = -1
+"""What :meth:`OptOuts.change` answers for a keyword that may not undo an opt-out."""
+
+
+def _script_args(channel: str, action: str, source: str, by: str, addresses: list[str]) -> list[str | int]:
+    at = clock.now().isoformat(timespec="milliseconds")
+    return [store.PREFIX, action, source, by, channel, at, AUDIT_MAXLEN, *addresses]
+
+
+def _keys(channel: str) -> list[str]:
+    return [store.optout_key(channel), store.optout_undo_key(channel), AUDIT]
 
 
 class OptOuts:
@@ -72,24 +87,23 @@ class OptOuts:
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self._script = client.register_script(store.script_source("optout"))
+
+    def change(self, channel: str, address: str, action: str, *, source: str, by: str) -> int:
+        """``add`` or ``remove`` one opt-out (``lua/optout.lua``): 1 changed, 0 already so,
+        :data:`KEYWORD_REFUSED` for a keyword that may not undo it."""
+        address = normalize(channel, address)
+        args = _script_args(channel, action, source, by, [address])
+        return int(self._script(keys=_keys(channel), args=args)[0])
 
     def add(self, channel: str, address: str, *, source: str, by: str) -> bool:
         """Opt ``address`` out of ``channel``; False if it already was."""
-        address = normalize(channel, address)
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(store.optout_key(channel), address)
-            pipe.xadd(AUDIT, _audit_fields(channel, address, "add", source, by), maxlen=AUDIT_MAXLEN)
-            added, _ = pipe.execute()
-        return bool(added)
+        return self.change(channel, address, "add", source=source, by=by) == 1
 
     def remove(self, channel: str, address: str, *, source: str, by: str) -> bool:
-        """Opt ``address`` back in; False if it was not opted out."""
-        address = normalize(channel, address)
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.srem(store.optout_key(channel), address)
-            pipe.xadd(AUDIT, _audit_fields(channel, address, "remove", source, by), maxlen=AUDIT_MAXLEN)
-            removed, _ = pipe.execute()
-        return bool(removed)
+        """Opt ``address`` back in; False if it was not opted out, or if ``source`` is a
+        keyword and an operator or a link made the opt-out."""
+        return self.change(channel, address, "remove", source=source, by=by) == 1
 
     def contains(self, channel: str, address: str) -> bool:
         """Whether ``address`` is opted out of ``channel``."""
@@ -107,8 +121,5 @@ async def add_async(
     """Opt addresses out from inside the pipeline (a provider said they are gone)."""
     if not addresses:
         return
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.sadd(store.optout_key(channel), *addresses)
-        for address in addresses:
-            pipe.xadd(AUDIT, _audit_fields(channel, address, "add", source, by), maxlen=AUDIT_MAXLEN)
-        await pipe.execute()
+    script = client.register_script(store.script_source("optout"))
+    await script(keys=_keys(channel), args=_script_args(channel, "add", source, by, addresses))

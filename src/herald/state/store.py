@@ -14,6 +14,7 @@ Keys (all under ``herald:``):
 | ``herald:indoubt`` | sorted set | in-doubt deliveries waiting for an operator (``herald resolve``) |
 | ``herald:deadletter`` | stream | dead deliveries and unreadable queue messages (``herald deadletter``) |
 | ``herald:optout:<channel>`` | set | addresses that opted out of a channel |
+| ``herald:optout:<channel>:keyword`` | hash | those of them a keyword may undo (``lua/optout.lua``) |
 | ``herald:ref:<provider>:<id>`` | string | a provider's message id -> delivery key, for receipts |
 | ``herald:deadlines`` | sorted set | unfinished deliveries, scored by when they should have moved on |
 | ``herald:reconcile`` | hash | the reconciler's counters (``republished``) |
@@ -62,6 +63,7 @@ SCRIPTS = (
     "reconcile",
     "cancel",
     "compact",
+    "optout",
 )
 RECONCILE = PREFIX + "reconcile"
 
@@ -69,6 +71,12 @@ RECONCILE = PREFIX + "reconcile"
 def optout_key(channel: str) -> str:
     """The set of addresses (phone numbers, emails, push tokens) opted out of ``channel``."""
     return f"{PREFIX}optout:{channel}"
+
+
+def optout_undo_key(channel: str) -> str:
+    """The hash of ``channel``'s opt-outs a keyword may undo (address -> the source that added
+    it: an inbound keyword or the provider); an opt-out absent from it needs an operator."""
+    return f"{PREFIX}optout:{channel}:keyword"
 
 
 CAPS = PREFIX + "cap:"
