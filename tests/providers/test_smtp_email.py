@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import urllib.request
 
@@ -12,6 +13,11 @@ from tests.providers.conftest import Providers
 from tests.providers.helpers import email, fresh_email
 
 pytestmark = pytest.mark.integration
+
+
+def base64_of(address: str) -> str:
+    """How the earlier token form showed an address (base64url of ``email:<address>``)."""
+    return base64.urlsafe_b64encode(f"email:{address}".encode()).decode().rstrip("=")[:12]
 
 
 def _send(system: Herald, address: str) -> str:
@@ -38,7 +44,19 @@ def test_multipart_email_with_unsubscribe_headers_and_a_working_link(
     assert "¥1,234.50" in html
     assert "¥1,234.50" in message.get_body(("plain",)).get_content()
 
+    # on the wire, as a receiver reads it: the links in plain text, a known zone
+    raw = received["data"].decode("ascii")
+    header = re.search(r"^List-Unsubscribe: (.*?)\r\n(?! )", raw, re.MULTILINE | re.DOTALL)
+    assert header is not None
+    assert "=?" not in header.group(1)  # no RFC 2047 encoded-word
+    assert re.fullmatch(r"<https?://[^>\s]+/v1/unsubscribe/[\w-]+>,\r\n <mailto:[^>\s]+>", header.group(1))
+    assert re.search(r"^Date: .+ \+0000\r$", raw, re.MULTILINE)
     link = re.search(r"<(http[^>]+)>", message["List-Unsubscribe"]).group(1)
+    token = link.rsplit("/", 1)[1]
+    assert "." not in token  # the opaque form
+    for form in (address, address.encode().hex()):
+        assert form not in token
+    assert base64_of(address) not in token
     assert link in html  # the template shows the same link
     one_click = urllib.request.Request(link, data=b"List-Unsubscribe=One-Click", method="POST")
     with urllib.request.urlopen(one_click, timeout=10) as answer:
@@ -46,7 +64,6 @@ def test_multipart_email_with_unsubscribe_headers_and_a_working_link(
     later = system.wait_outcome(_send(system, address))
     assert later["outcome"] == "opted_out"
     assert len(providers.smtp.accepted_for(address)) == 1
-    token = link.rsplit("/", 1)[1]
     access_log = (system.logs / "api.log").read_text(errors="replace")
     assert "/v1/unsubscribe/…" in access_log
     assert token not in access_log  # it names the address

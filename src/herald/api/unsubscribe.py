@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from html import escape
 from typing import Annotated
 
@@ -17,8 +19,30 @@ from herald.rendering.links import UNSUBSCRIBE_PATH, read_unsubscribe_token
 
 router = APIRouter(prefix=UNSUBSCRIBE_PATH, tags=["unsubscribe"])
 
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
-<body style="font-family:sans-serif;max-width:32em;margin:3em auto">{body}</body></html>"""
+STYLE = "body{font-family:sans-serif;max-width:32em;margin:3em auto}"
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; "
+        f"style-src 'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+"""Every unsubscribe page: nothing but its own inline style (by hash), its form posting to
+itself, never in a frame (a framed button could be clicked for the recipient); the token in
+the address is sent to no other site, and no cache keeps the page."""
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    """A page of ``body`` (HTML, escaped by the caller) with :data:`HEADERS`."""
+    html = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head>\n<body>{body}</body></html>"
+    )
+    return HTMLResponse(html, headers=HEADERS)
 
 
 def _address(token: str, settings: Settings) -> tuple[str, str]:
@@ -39,7 +63,7 @@ def confirm(token: str, settings: Annotated[Settings, Depends(settings_of)]) -> 
         f'<form method="post"><button type="submit" name="List-Unsubscribe" value="One-Click">'
         "Unsubscribe</button></form>"
     )
-    return HTMLResponse(PAGE.format(title="Unsubscribe", body=body))
+    return _page("Unsubscribe", body)
 
 
 @router.post("/{token}", response_class=HTMLResponse, summary="One-click unsubscribe (RFC 8058)")
@@ -52,4 +76,4 @@ def unsubscribe(
     channel, address = _address(token, settings)
     OptOuts(client).add(channel, address, source="unsubscribe-link", by=address)
     body = f"<h1>Unsubscribed</h1><p>{escape(mask_email(address))} will receive no more reminder emails.</p>"
-    return HTMLResponse(PAGE.format(title="Unsubscribed", body=body))
+    return _page("Unsubscribed", body)

@@ -13,10 +13,12 @@ import ssl
 import time
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import formatdate, make_msgid
+from email.policy import Policy
+from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
 
+from herald import clock
 from herald.channels.base import (
     AmbiguousError,
     Message,
@@ -29,6 +31,29 @@ from herald.channels.base import (
 from herald.rendering.links import unsubscribe_url
 
 IDLE_CHECK = 10.0  # seconds idle after which a pooled connection is checked with NOOP
+
+
+class PlainHeader(str):
+    """A header of ASCII items (``<https://...>``, ``<mailto:...>``) written as it is, one item a
+    line: Python's folding would encode an item longer than a line as an RFC 2047 encoded-word
+    (``=?utf-8?q?=3Chttps...``), which a receiver looking for RFC 2369/8058 links does not read.
+    Lines stay far below RFC 5322's 998 characters."""
+
+    name: str
+    items: tuple[str, ...]
+
+    def __new__(cls, name: str, items: list[str]) -> PlainHeader:
+        """``name: item1,\r\n item2`` (folded after each comma)."""
+        if not all(item.isascii() and "\r" not in item and "\n" not in item for item in items):
+            raise ValueError(f"{name}: items must be ASCII without line breaks")
+        header = super().__new__(cls, ", ".join(items))
+        header.name = name
+        header.items = tuple(items)
+        return header
+
+    def fold(self, *, policy: Policy) -> str:
+        """The header as sent (the email policy asks each header object to fold itself)."""
+        return f"{self.name}: " + f",{policy.linesep} ".join(self.items) + policy.linesep
 
 
 def _by_code(code: int, message: str, stage: str) -> ProviderError:
@@ -119,7 +144,7 @@ class SMTPEmailProvider(Provider):
         email["From"] = s.email_from
         email["To"] = str(message.address)
         email["Subject"] = content["subject"]
-        email["Date"] = formatdate(localtime=False)
+        email["Date"] = format_datetime(clock.now())  # +0000: -0000 would say "zone unknown"
         domain = str(s.email_from).rpartition("@")[2].strip(">") or None
         email["Message-ID"] = make_msgid(idstring=message.key.replace(":", "."), domain=domain)
         links = [f"<mailto:{str(s.email_from).strip('<>').rpartition('<')[2]}?subject=unsubscribe>"]
@@ -127,7 +152,7 @@ class SMTPEmailProvider(Provider):
         if url:
             links.insert(0, f"<{url}>")
             email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        email["List-Unsubscribe"] = ", ".join(links)
+        email["List-Unsubscribe"] = PlainHeader("List-Unsubscribe", links)
         email["X-Herald-Delivery"] = message.key
         email.set_content(content["text"])
         if content["html"]:
