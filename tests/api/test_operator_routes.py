@@ -13,6 +13,7 @@ import redis
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from herald.api.operator import attempts
 from herald.config import Settings
 from herald.holds.suppression import Hold, SuppressionStore
 from tests.api.conftest import OWNERS, Keys, auth, build_app, fresh
@@ -336,3 +337,63 @@ def test_the_operator_page_shows_a_holds_times_in_the_default_zone_named_without
     audit = html[html.index('<table id="audit">') :]
     assert "times in Asia/Shanghai" in audit
     assert re.search(r'<td class="time">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+08:00</td>', audit)
+
+
+def test_the_operator_page_masks_phone_numbers_in_reasons_in_any_written_form(
+    settings: Settings, keys: Keys, rds: redis.Redis
+) -> None:
+    account = fresh("acct")
+    reason = "borrower asked (13800138000, also +86 138 0013 8001, US (415) 555-0123)"
+    SuppressionStore(rds).add(
+        Hold(id="operator:mask", account_id=account, source="operator", reason=reason, by="t")
+    )
+    app = build_app(
+        settings.model_copy(update={"secret_key": SecretStr("operator-page-test-secret-0123456789")})
+    )
+    with TestClient(app) as page:
+        _signed_in(page, keys.operator)
+        html = page.get("/operator/account", params={"account": account}).text
+    assert "borrower asked" in html
+    for shown in ("13800138000", "0013 8001", "555-0123", "0013800"):
+        assert shown not in html
+    assert "+86138****8000" in html
+    assert "+86138****8001" in html
+
+
+def test_operator_sign_in_is_refused_for_a_while_after_ten_wrong_keys(
+    settings: Settings, keys: Keys, rds: redis.Redis
+) -> None:
+    for name in rds.scan_iter(match=f"{attempts.PREFIX}*"):
+        rds.delete(name)
+    app = build_app(
+        settings.model_copy(update={"secret_key": SecretStr("operator-page-test-secret-0123456789")})
+    )
+    wrong = keys.operator[:-4] + "xxxx"  # the operator's key id, a wrong secret
+    with TestClient(app) as page:
+        form = page.get("/operator")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        answers = [
+            page.post("/operator/signin", data={"key": wrong, "csrf": csrf.group(1)}).status_code
+            for _ in range(attempts.MAX_FAILURES + 2)
+        ]
+        assert answers == [401] * attempts.MAX_FAILURES + [429, 429]
+        # the right key is not even looked at now: neither from this client nor for this key id
+        locked = page.post("/operator/signin", data={"key": keys.operator, "csrf": csrf.group(1)})
+        assert locked.status_code == 429
+        assert "too many wrong keys" in locked.text
+        assert 0 < int(locked.headers["Retry-After"]) <= attempts.WINDOW
+    for name in rds.scan_iter(match=f"{attempts.PREFIX}addr:*"):
+        rds.delete(name)  # another client, same key id: still refused
+    with TestClient(app) as other:
+        form = other.get("/operator")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        assert (
+            other.post("/operator/signin", data={"key": keys.operator, "csrf": csrf.group(1)}).status_code
+            == 429
+        )
+    for name in rds.scan_iter(match=f"{attempts.PREFIX}*"):
+        rds.delete(name)  # the window over
+    with TestClient(app) as later:
+        _signed_in(later, keys.operator)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald.display.masking import mask_address, mask_email, mask_phone, mask_token
+from herald.display.masking import mask_address, mask_email, mask_phone, mask_token, scrub
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,30 @@ def test_mask_address_by_channel() -> None:
 )
 def test_mask_address_of_the_wrong_shape_reveals_nothing(channel: str, address: list[str] | None) -> None:
     assert mask_address(channel, address) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("customer says 13800138000 is not hers", "customer says +86138****8000 is not hers"),
+        ("call +86 138 0013 8000.", "call +86138****8000."),
+        ("US number (415) 555-0123 on file", "US number +86415****0123 on file"),
+        ("21610: +15005550006 unsubscribed", "21610: +15005****0006 unsubscribed"),
+        ("mail 13800138000@qq.com", "mail 1****@qq.com"),
+    ],
+)
+def test_scrub_masks_numbers_in_every_common_written_form(text: str, masked: str) -> None:
+    assert scrub(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "amount 1234.50 due 2026-11-20, fee 12.00",
+        "loan HL-2026-0001 instalment 4/12",
+        "Twilio 30005: unknown destination",
+        "call the service line 95188",
+    ],
+)
+def test_scrub_leaves_amounts_dates_codes_and_service_lines_alone(text: str) -> None:
+    assert scrub(text) == text

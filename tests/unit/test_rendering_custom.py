@@ -105,14 +105,19 @@ def test_syntax_error_names_file_and_line(kind: Kind) -> None:
     [
         ("{{ 1 / 0 }}", {}),
         ("{{ data.amount | money('CNY') }}", {"amount": "lots"}),
+        ("{{ data.amount | money('CNY') }}", {"amount": "NaN"}),
+        ("{{ data.amount | money('CNY') }}", {"amount": "Infinity"}),
+        ("{{ data.amount | money('CNY') }}", {"amount": float("-inf")}),
+        ("{{ data.count | number }}", {"count": "nan"}),
         ("{{ data.due | date }}", {"due": "next week"}),
     ],
 )
 def test_a_failing_expression_is_a_render_error(kind: Kind, source: str, data: dict[str, Any]) -> None:
     kind.write("sms.en.j2", source)
 
-    with pytest.raises(RenderError, match=r"custom/sms\.en\.j2"):
+    with pytest.raises(RenderError, match=r"custom/sms\.en\.j2") as info:
         kind.render("sms", data=data)
+    assert "NaN" not in str(info.value).replace("'NaN'", "").replace("'nan'", "")  # never rendered
 
 
 # --- the sandbox -------------------------------------------------------------------------

@@ -142,6 +142,37 @@ def test_runaway_sizes_are_refused_before_they_are_built(kind: Kind, source: str
     assert what in message
 
 
+DOUBLING = (
+    "{{% set ns = namespace(a={start}) %}}{{% for _ in range(40) %}}{{% set ns.a = ns.a {op} ns.a %}}"
+    "{{% endfor %}}{{{{ ns.a|length }}}}"
+)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        DOUBLING.format(start="'ab'", op="~"),
+        DOUBLING.format(start="'ab'", op="+"),
+        DOUBLING.format(start="[1]", op="+"),
+        "{{ data.name ~ data.name ~ data.long }}",
+    ],
+)
+def test_doubling_a_string_or_a_list_by_concatenation_is_refused_once_past_the_bound(
+    kind: Kind, source: str
+) -> None:
+    message = _refused(kind, source, {"name": "Li", "long": "x" * (MAX_SIZE + 1)})
+
+    assert message.startswith("custom/sms.en.j2:1: refused by the template sandbox: ")
+    assert "'~'" in message or "'+'" in message
+    assert f"the limit is {MAX_SIZE}" in message
+
+
+def test_concatenation_within_the_bound_renders_as_usual(kind: Kind) -> None:
+    kind.write("sms.en.j2", "{{ data.name ~ '-' ~ 3 }} {{ 'a' + 'b' }} {{ [1] + [2] }} {{ 1 + 2 }}")
+
+    assert kind.render("sms", data={"name": "Li"}).text == "Li-3 ab [1, 2] 3"
+
+
 def test_a_size_taken_from_untrusted_data_is_refused(kind: Kind) -> None:
     message = _refused(kind, "{{ data.name * data.times }}", {"name": "Li", "times": 10**9})
 

@@ -17,12 +17,12 @@ from herald.holds.holdcsv import (
     CSV_COLUMNS,
     CsvHeaderError,
     build_hold,
+    export_row,
     import_holds,
     parse_categories,
     read_rows,
 )
 from herald.holds.suppression import Hold, SuppressionStore, compactness_advice, migrate_layout
-from herald.state import store
 
 app = typer.Typer(help="Hold accounts from contact, lift holds, and see who did what.", no_args_is_help=True)
 OPERATOR = default_operator()
@@ -234,7 +234,8 @@ def import_(
 
 @app.command("export")
 def export() -> None:
-    """Every hold as CSV on standard output (the import format)."""
+    """Every hold as CSV on standard output (the import format; a cell a spreadsheet would run
+    as a formula starts with ', which the import takes off)."""
     holds = SuppressionStore(connect())
     writer = csv.writer(sys.stdout)
     writer.writerow(CSV_COLUMNS)
@@ -242,9 +243,7 @@ def export() -> None:
     while accounts := holds.accounts(offset=offset, count=1000):
         for account, held in holds.holds_of(accounts).items():
             for h in held:
-                writer.writerow(
-                    [account, h.reason, store.iso(h.until), h.agreement or "", " ".join(h.categories), h.by]
-                )
+                writer.writerow(export_row(account, h))
         offset += len(accounts)
 
 

@@ -13,6 +13,11 @@ reported with its number, the field and a message naming it; the good lines are 
 imported line's hold id is derived from its content, so importing the same file again
 changes nothing.
 
+A cell that a spreadsheet would run as a formula (one starting with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return: a reason typed by an operator, an id from upstream) is written with a
+leading ``'`` by the export, which spreadsheets show as text; the import takes that ``'`` off
+again, so an exported file imports as the same holds.
+
 Used by the command line and the operator page alike.
 """
 
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 
 from herald.holds.suppression import CATEGORIES, Hold, SuppressionStore, hold_id, parse_until
 from herald.models import ID_PATTERN, MAX_ID
+from herald.state import store
 
 CSV_COLUMNS = ("account_id", "reason", "until", "agreement", "categories", "by")
 REQUIRED_COLUMNS = ("account_id", "reason")
@@ -142,6 +148,27 @@ def build_hold(
     )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""How a spreadsheet cell that runs as a formula begins (OWASP's list for CSV injection)."""
+
+
+def spreadsheet_safe(value: str) -> str:
+    """``value`` as an exported cell: with a ``'`` in front when it would start a formula."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def from_spreadsheet_safe(value: str) -> str:
+    """An imported cell with the ``'`` the export put in front of a formula-like value removed."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+
+
+def export_row(account: str, hold: Hold) -> list[str]:
+    """One hold as the export writes it (the import's columns, formula-like cells defused)."""
+    until = store.iso(hold.until)
+    cells = [account, hold.reason, until, hold.agreement or "", " ".join(hold.categories), hold.by]
+    return [spreadsheet_safe(cell) for cell in cells]
+
+
 def read_rows(text: str) -> list[tuple[int, dict[str, str]]]:
     """The data lines of a CSV text, each with its line number (the header is line 1).
 
@@ -156,7 +183,12 @@ def read_rows(text: str) -> list[tuple[int, dict[str, str]]]:
     rows: list[tuple[int, dict[str, str]]] = []
     try:
         for row in reader:
-            rows.append((reader.line_num, {k: v for k, v in row.items() if isinstance(k, str)}))
+            cells = {
+                k: from_spreadsheet_safe(v)
+                for k, v in row.items()
+                if isinstance(k, str) and isinstance(v, str)
+            }
+            rows.append((reader.line_num, cells))
     except csv.Error as exc:
         raise CsvHeaderError(f"line {reader.line_num}: not valid CSV: {exc}") from None
     return rows

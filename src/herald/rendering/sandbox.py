@@ -6,7 +6,8 @@ attributes (``'{0.__class__}'.format(x)``), changes to lists and dicts, and rang
 than 100,000 items. A template that was edited carelessly, or one that multiplies by a value
 of the reminder's (untrusted) ``data``, can still ask for gigabytes in one step:
 ``'x' * 10**9``, ``9 ** 999999999``, ``'%0999999999d' % 1``, ``'{:>999999999}'.format(1)``,
-``'a'.center(10**9)``, ``'x'|indent(10**9)``, ``sep.join(items)``, ``s.replace('', t)``.
+``'a'.center(10**9)``, ``'x'|indent(10**9)``, ``sep.join(items)``, ``s.replace('', t)``, and
+doubling a string with ``~`` or ``+`` in a loop.
 :class:`BoundedSandbox` refuses each of those with a ``SecurityError`` before the memory or
 time is spent: no operation may build more than :data:`MAX_SIZE` characters or items, the
 same bound Jinja puts on ``range``.
@@ -24,6 +25,8 @@ from functools import update_wrapper
 from string import Formatter
 from typing import Any, TypeGuard
 
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
@@ -217,17 +220,37 @@ def _check_replace_filter(s: Any, old: Any, new: Any, count: Any = None) -> None
     _check_replace(str(s), str(old), str(new), count if _is_count(count) else None)
 
 
+def _check_add(left: Any, right: Any) -> None:
+    if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+        size = measure(left) + measure(right)
+        if size > MAX_SIZE:
+            raise _refuse("'+'", size)
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator with the result of every ``~`` measured: Jinja compiles the
+    concatenation to a plain join that no sandbox hook sees."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.checked_concat(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox with every size-building operation bounded by :data:`MAX_SIZE`.
 
-    Intercepts ``*``, ``**`` and ``%`` (intercepted operators are also never folded at compile
-    time, so ``{{ 9 ** 999999999 }}`` is refused when rendered, not computed when loaded),
+    Intercepts ``*``, ``**``, ``%`` and ``+`` (intercepted operators are also never folded at
+    compile time, so ``{{ 9 ** 999999999 }}`` is refused when rendered, not computed when
+    loaded), measures what each ``~`` built (``{% set a = a ~ a %}`` in a loop doubles a string
+    each time: it is refused once past the bound, having built at most twice it),
     the ``str`` methods that pad, join, replace, translate and format, and the filters
     ``center``, ``indent``, ``batch``, ``slice``, ``format``, ``join``, ``replace``,
     ``wordwrap`` and ``tojson``.
     """
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _BoundedCodeGenerator
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -253,7 +276,15 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             _check_power(left, right)
         elif operator == "%" and isinstance(left, str):
             check_percent_format(left)
+        elif operator == "+":
+            _check_add(left, right)
         return super().call_binop(context, operator, left, right)
+
+    def checked_concat(self, value: str) -> str:
+        """What a ``~`` built, refused past :data:`MAX_SIZE` characters."""
+        if len(value) > MAX_SIZE:
+            raise _refuse("'~'", len(value))
+        return value
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``__obj`` from a template, checking the ``str`` methods that build text."""

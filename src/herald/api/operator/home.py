@@ -16,6 +16,7 @@ from fastapi import Form
 from fastapi.responses import HTMLResponse, Response
 
 from herald.access.apikeys import KeyStore
+from herald.api.operator.attempts import SignInAttempts
 from herald.api.operator.page import (
     SignedInPost,
     Visit,
@@ -61,13 +62,25 @@ def signin(
     pending = visit.sessions.read(visit.request.cookies.get(SIGNIN_COOKIE), signin=True)
     if pending is None or not pending.csrf_ok(csrf):
         return _signin_page(visit, 403, error="The sign-in form expired or did not come from this page.")
+    attempts = SignInAttempts(visit.redis)
+    address = visit.request.client.host if visit.request.client else ""
+    wait = attempts.retry_after(address, key)
+    if wait:
+        log.warning("operator page: sign-in refused for %d s after too many wrong keys", wait)
+        response = _signin_page(
+            visit, 429, error=f"key: too many wrong keys; try again in {max(1, round(wait / 60))} minutes."
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     found = KeyStore(visit.redis).verify(key) if key.strip() else None
     if found is None or not found.allows("operator"):
+        attempts.failed(address, key)
         return _signin_page(
             visit,
             401,
             error="key: not a valid operator key (unknown, revoked, or without the operator scope).",
         )
+    attempts.succeeded(address, key)
     visit.ended = False
     response = redirect(visit, "")
     session = Sessions.new(found.key_id)
