@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
-from herald.delivery.ratelimit import PREFIX, Rate, cost_of, parse_rate
+from herald.delivery.ratelimit import BULK_SHARE, PREFIX, Grant, Limiter, Rate, cost_of, parse_rate
 from herald.holds.agreements import apply_event
 from herald.holds.suppression import SuppressionStore
 from herald.rendering.segments import count_segments
@@ -149,6 +151,38 @@ def test_the_limit_holds_across_processes_on_redis_time(system: Herald, client: 
         span = int(w * SECOND)
         most = max(sum(1 for t in times[i:] if t < start + span) for i, start in enumerate(times))
         assert most <= rate * w + burst
+
+
+def test_a_bulk_backlog_leaves_the_priority_lanes_room_within_the_longest_wait(system: Herald) -> None:
+    settings = system.settings().model_copy(
+        update={
+            "rate_sms": "1/s",
+            "rate_sms_burst": 1,
+            "rate_max_wait": 10.0,
+            "sms_provider": f"lanes{id(system)}",
+        }
+    )
+
+    async def run() -> tuple[list[Grant], Grant, Grant]:
+        client = aioredis.Redis.from_url(system.url)
+        try:
+            limiter = Limiter(settings, client, client.register_script(store.script_source("ratelimit")))
+            backlog = [(await limiter.reserve("sms", [1], bulk=True))[0] for _ in range(12)]
+            urgent = (await limiter.reserve("sms", [1]))[0]
+            late_bulk = (await limiter.reserve("sms", [1], bulk=True))[0]
+            return backlog, urgent, late_bulk
+        finally:
+            await client.aclose()
+
+    backlog, urgent, late_bulk = asyncio.run(run())
+
+    granted = [g for g in backlog if g.granted]
+    assert 4 <= len(granted) <= 7  # a 1/s limit: reservations up to half the 10 s ahead
+    assert all(g.wait <= settings.rate_max_wait * BULK_SHARE for g in granted)
+    assert not backlog[-1].granted  # the rest of the campaign goes to the scheduler
+    assert urgent.granted  # an agreement reminder still finds room within the longest wait
+    assert urgent.wait <= settings.rate_max_wait
+    assert not late_bulk.granted
 
 
 @pytest.fixture(scope="module")

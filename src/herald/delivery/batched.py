@@ -204,16 +204,19 @@ class Reservation:
     channel: Channel
     cost: int
     sender: str = ""
+    bulk: bool = False
+    """From the bulk lane (collection): it may reserve less far ahead (``Limiter.reserve``)."""
 
 
 async def reserve_many(limiter: Limiter, requests: list[Reservation]) -> list[Grant]:
-    """Rate-limit units for each delivery, in order, one pipelined call per channel and sender."""
+    """Rate-limit units for each delivery, in order, one pipelined call per channel, sender and
+    lane."""
     grants: list[Grant | None] = [None] * len(requests)
-    groups: dict[tuple[Channel, str], list[int]] = {}
+    groups: dict[tuple[Channel, str, bool], list[int]] = {}
     for i, r in enumerate(requests):
-        groups.setdefault((r.channel, r.sender), []).append(i)
-    for (channel, sender), indexes in groups.items():
-        answers = await limiter.reserve(channel, [requests[i].cost for i in indexes], sender)
+        groups.setdefault((r.channel, r.sender, r.bulk), []).append(i)
+    for (channel, sender, bulk), indexes in groups.items():
+        answers = await limiter.reserve(channel, [requests[i].cost for i in indexes], sender, bulk=bulk)
         for i, grant in zip(indexes, answers, strict=True):
             grants[i] = grant
     return [g for g in grants if g is not None]

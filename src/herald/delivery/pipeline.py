@@ -51,6 +51,7 @@ from herald.models import Channel, Outcome, split_delivery_key
 from herald.rendering.links import unsubscribe_url
 from herald.rendering.renderer import RenderError
 from herald.state import store
+from herald.state.queues import BULK_CATEGORIES
 
 log = logging.getLogger("herald.delivery.pipeline")
 
@@ -309,7 +310,8 @@ async def _deliver(rt: Runtime, report: BatchReport, d: Delivery, message: Messa
             await _hand_back(rt, report, d)
             return
         cost = _cost(message)
-        grant = await rt.reservations.submit(Reservation(channel, cost, rt.sender(channel)))
+        bulk = d.category in BULK_CATEGORIES
+        grant = await rt.reservations.submit(Reservation(channel, cost, rt.sender(channel), bulk=bulk))
         metrics.record_limiter(channel, [grant.wait] if grant.granted else [], 0 if grant.granted else 1)
         if not grant.granted:
             until = rt.clock() + grant.wait

@@ -36,6 +36,9 @@ class Grant:
 
 
 GRANTED_NOW = Grant(True, 0.0)
+BULK_SHARE = 0.5
+"""Of ``HERALD_RATE_MAX_WAIT``, how far ahead a bulk-lane delivery may reserve: the rest is
+headroom the priority lanes always find free."""
 
 
 class Limiter:
@@ -56,18 +59,25 @@ class Limiter:
             self._limits[(channel, sender)] = cached
         return cached
 
-    async def reserve(self, channel: Channel, costs: list[int], sender: str = "") -> list[Grant]:
-        """Reserve ``costs`` units for each delivery, in order, in one pipelined round trip."""
+    async def reserve(
+        self, channel: Channel, costs: list[int], sender: str = "", *, bulk: bool = False
+    ) -> list[Grant]:
+        """Reserve ``costs`` units for each delivery, in order, in one pipelined round trip.
+
+        A delivery may wait up to ``HERALD_RATE_MAX_WAIT`` for its units; one from the bulk lane
+        only up to :data:`BULK_SHARE` of it. So a backlog of collection reminders keeps the
+        limit's reservations at most that far ahead, and an agreement or transactional delivery
+        always finds its units within ``HERALD_RATE_MAX_WAIT``: it is never sent to the
+        scheduler to queue behind the campaign."""
         limits = self.limits(channel, sender)
         if not limits or not costs:
             return [GRANTED_NOW for _ in costs]
         keys = [key for key, _ in limits]
+        wait = round(self.max_wait_us * BULK_SHARE) if bulk else self.max_wait_us
         tail: list[int] = []
         for _, rate in limits:
             tail += [rate.interval_us, rate.tolerance_us]
-        calls: list[ScriptCall] = [
-            (self.script, keys, [max(1, cost), self.max_wait_us, "", *tail]) for cost in costs
-        ]
+        calls: list[ScriptCall] = [(self.script, keys, [max(1, cost), wait, "", *tail]) for cost in costs]
         answers = await call_scripts(self.redis, calls)
         return [Grant(bool(int(g)), int(w) / 1_000_000) for g, w in answers]
 
