@@ -28,6 +28,7 @@ if [[ "${1:-}" == --quick ]]; then
 fi
 ensure_redis
 ensure_postgres
+ensure_postfix
 ensure_venv dev
 ensure_oracle
 ensure_contract

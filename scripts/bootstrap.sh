@@ -98,6 +98,20 @@ ensure_postgres() {  # the ledger's tests start their own server (as the postgre
   postgres_bin >/dev/null || die "PostgreSQL's initdb and postgres are still missing after installing postgresql"
 }
 
+ensure_postfix() {  # a real MTA for the email-on-the-wire test: installed, never configured or started
+  if [ ! -x /usr/sbin/postfix ]; then
+    # "No configuration": no system Postfix on port 25; the test runs its own from a temp directory
+    local answer="postfix postfix/main_mailer_type select No configuration"
+    if [ "$(id -u)" = 0 ]; then
+      echo "$answer" | debconf-set-selections 2>/dev/null || true
+    elif command -v sudo >/dev/null; then
+      echo "$answer" | sudo debconf-set-selections 2>/dev/null || true
+    fi
+    apt_install postfix
+  fi
+  [ -x /usr/sbin/postfix ] || die "postfix is still missing after installing it"
+}
+
 ensure_chromium() {  # the operator page's browser tests drive Debian's headless Chromium (Playwright)
   command -v chromium >/dev/null || apt_install chromium
   command -v chromium >/dev/null || die "chromium is still missing after installing it"
