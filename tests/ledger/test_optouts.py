@@ -104,7 +104,7 @@ def test_opt_out_changes_are_copied_in_order_once_each(
         ("sms", BACK_IN, "add"),
         ("sms", BACK_IN, "remove"),
     ]
-    assert (rows[0].source, rows[0].actor, rows[0].extra) == ("sms-keyword", OUT, None)
+    assert (rows[0].source, rows[0].actor, rows[0].extra) == ("sms-keyword", OUT, '{"undo":"keyword"}')
     assert (rows[1].source, rows[1].actor) == ("sms-keyword", BACK_IN)
     assert (rows[4].action, rows[4].source, rows[4].actor) == ("remove", "operator", "ops-li")
     assert (rows[6].channel, rows[6].address, rows[6].source) == ("email", EMAIL.lower(), "unsubscribe-link")
@@ -294,3 +294,26 @@ async def _provider_add(client: redis.Redis, phone: str) -> None:
 def _url_of(client: redis.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def test_a_rebuild_restores_who_may_lift_each_opt_out(client: redis.Redis, engine: Engine) -> None:
+    book = OptOuts(client)
+    by_keyword, by_operator, by_both = "+8613800139001", "+8613800139002", "+8613800139003"
+    book.add("sms", by_keyword, source="sms-keyword", by=by_keyword)
+    book.add("sms", by_operator, source="operator", by="ops-li")
+    book.add("sms", by_both, source="operator", by="ops-li")
+    book.add("sms", by_both, source="sms-keyword", by=by_both)  # already out: still an operator's
+    legacy = "+8613800139004"  # an entry from before the audit said who may lift it
+    client.sadd(store.optout_key("sms"), legacy)
+    client.xadd(optouts.AUDIT, {"channel": "sms", "address": legacy, "action": "add", "source": "sms-keyword"})
+    make_writer(client, engine).drain()
+    client.flushall()
+    client.sadd(store.optout_key("sms"), by_operator)  # one opt-out survived, as an operator's
+
+    rebuild(client, engine, by="ops")
+
+    answers = {
+        phone: book.change("sms", phone, "remove", source="sms-keyword", by=phone)
+        for phone in (by_keyword, by_operator, by_both, legacy)
+    }
+    assert answers == {by_keyword: 1, by_operator: -1, by_both: -1, legacy: -1}

@@ -196,12 +196,16 @@ class AddressState:
     """True: its last change opted it out; False: back in; None: no readable change."""
     unreadable: int
     rows: int
+    keyword_undoes: bool = False
+    """Its last change says a keyword may lift the opt-out (``undo`` = ``keyword``; an entry
+    without it, from before sources were kept, needs an operator)."""
 
 
 def last_change(channel: str, address: str, changes: Iterable[Any]) -> AddressState:
     """Where ``address`` stands on ``channel`` after ``changes`` (its rows, oldest first): the
     last readable change wins."""
     opted_out: bool | None = None
+    keyword = False
     unreadable = rows = 0
     for change in changes:
         rows += 1
@@ -209,11 +213,17 @@ def last_change(channel: str, address: str, changes: Iterable[Any]) -> AddressSt
             unreadable += 1
             continue
         opted_out = change.action == "add"
-    return AddressState(channel, address, opted_out, unreadable, rows)
+        keyword = opted_out and store.json_object(change.extra or "").get("undo") == "keyword"
+    return AddressState(channel, address, opted_out, unreadable, rows, keyword)
 
 
 def _addresses(engine: Engine) -> Iterator[AddressState]:
-    columns = (optout_events.c.channel, optout_events.c.address, optout_events.c.action)
+    columns = (
+        optout_events.c.channel,
+        optout_events.c.address,
+        optout_events.c.action,
+        optout_events.c.extra,
+    )
     query = select(*columns).order_by(
         optout_events.c.channel, optout_events.c.address, optout_events.c.ms, optout_events.c.seq
     )
@@ -221,6 +231,19 @@ def _addresses(engine: Engine) -> Iterator[AddressState]:
         rows: Iterable[Row[Any]] = conn.execution_options(yield_per=ROWS_PER_FETCH).execute(query)
         for (channel, address), changes in groupby(rows, key=lambda r: (r.channel, r.address)):
             yield last_change(channel, address, changes)
+
+
+def _keyword_undoable_missing(client: redis.Redis, batch: list[AddressState]) -> list[AddressState]:
+    """The opt-outs of ``batch`` a keyword may lift that Redis lacks (one Redis already has
+    keeps whoever may lift it there)."""
+    wanted = [s for s in batch if s.opted_out and s.keyword_undoes]
+    if not wanted:
+        return []
+    with client.pipeline(transaction=False) as pipe:
+        for state in wanted:
+            pipe.sismember(store.optout_key(state.channel), state.address)
+        present = pipe.execute()
+    return [state for state, there in zip(wanted, present, strict=True) if not there]
 
 
 def restore_optouts(
@@ -239,10 +262,13 @@ def restore_optouts(
             if state.opted_out:
                 by_channel.setdefault(state.channel, []).append(state.address)
         if by_channel:
+            undoable = _keyword_undoable_missing(client, batch)
             with client.pipeline(transaction=False) as pipe:
                 for channel, addresses in by_channel.items():
                     pipe.sadd(store.optout_key(channel), *addresses)
-                added = pipe.execute()
+                for state in undoable:  # a keyword may lift these, as before Redis was lost
+                    pipe.hset(store.optout_undo_key(state.channel), state.address, "restored")
+                added = pipe.execute()[: len(by_channel)]
             restored = sum(int(n) for n in added)
             report.optouts_restored += restored
             report.optouts_present += sum(len(a) for a in by_channel.values()) - restored

@@ -7,7 +7,9 @@
 -- recipient replied STOP to the carrier, or the token is gone) is one a keyword may undo; one
 -- from any other source (an operator, an unsubscribe link) needs an operator, and so does an
 -- address opted out both ways, or opted out before sources were kept.
--- A keyword's `remove` of an opt-out it may not undo is refused and not audited.
+-- A keyword's `remove` of an opt-out it may not undo is refused and not audited. Each `add`
+-- entry of the audit stream says who may lift the opt-out then in force (`undo`: keyword or
+-- operator), so a rebuild from the ledger restores that too.
 -- Returns, per address: 1 changed, 0 already so, -1 refused.
 local KEYWORD = {['sms-keyword'] = true, provider = true}
 local adding, source = ARGV[2] == 'add', ARGV[3]
@@ -30,8 +32,13 @@ for i = 8, #ARGV do
     redis.call('HDEL', KEYS[2], address)
   end
   if answer >= 0 then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'channel', ARGV[5], 'address', address,
-               'action', ARGV[2], 'source', source, 'by', ARGV[4], 'at', ARGV[6])
+    local entry = {'channel', ARGV[5], 'address', address, 'action', ARGV[2], 'source', source,
+                   'by', ARGV[4], 'at', ARGV[6]}
+    if adding then  -- who may lift the opt-out now in force (what a rebuild restores)
+      table.insert(entry, 'undo')
+      table.insert(entry, redis.call('HEXISTS', KEYS[2], address) == 1 and 'keyword' or 'operator')
+    end
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', unpack(entry))
   end
   out[#out + 1] = answer
 end
