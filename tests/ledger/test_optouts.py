@@ -305,7 +305,9 @@ def test_a_rebuild_restores_who_may_lift_each_opt_out(client: redis.Redis, engin
     book.add("sms", by_both, source="sms-keyword", by=by_both)  # already out: still an operator's
     legacy = "+8613800139004"  # an entry from before the audit said who may lift it
     client.sadd(store.optout_key("sms"), legacy)
-    client.xadd(optouts.AUDIT, {"channel": "sms", "address": legacy, "action": "add", "source": "sms-keyword"})
+    client.xadd(
+        optouts.AUDIT, {"channel": "sms", "address": legacy, "action": "add", "source": "sms-keyword"}
+    )
     make_writer(client, engine).drain()
     client.flushall()
     client.sadd(store.optout_key("sms"), by_operator)  # one opt-out survived, as an operator's
