@@ -54,6 +54,12 @@ class FieldUse:
     format: Format
 
 
+@lru_cache(maxsize=512)
+def _is_currency(code: str) -> bool:
+    """Babel's check, remembered: it lists every currency it knows on each call."""
+    return bool(is_currency(code))
+
+
 def _field_of(node: nodes.Node) -> str | None:
     """``x`` when ``node`` is ``data.x`` or ``data["x"]``."""
     if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name) and node.node.name == "data":
@@ -168,7 +174,7 @@ def format_problem(fmt: Format, value: Any) -> str | None:
     if fmt == "text":
         return None
     if fmt == "currency":
-        ok = isinstance(value, str) and is_currency(value)
+        ok = isinstance(value, str) and len(value) <= 8 and _is_currency(value)
         return None if ok else f"must be an ISO 4217 currency code such as CNY, got {value!r}"
     if fmt == "date":
         if isinstance(value, str):
