@@ -244,7 +244,7 @@ class Settings(BaseSettings):
     compact_after: int = Field(
         3600,
         ge=0,
-        le=30 * 86400,
+        le=86400,
         description="Seconds a finished delivery stays whole in Redis once the ledger has copied its "
         "outcome; then its state is folded into a one-line summary on its reminder's record and the "
         "reminder's body goes (idempotency and `herald status` keep working; the rest is in the ledger). "
