@@ -43,13 +43,18 @@ class PlainHeader(str):
     items: tuple[str, ...]
 
     def __new__(cls, name: str, items: list[str]) -> PlainHeader:
-        """``name: item1,\r\n item2`` (folded after each comma)."""
-        if not all(item.isascii() and "\r" not in item and "\n" not in item for item in items):
-            raise ValueError(f"{name}: items must be ASCII without line breaks")
+        """``name: item1,\r\n item2`` (folded after each comma); see :meth:`fits` first."""
         header = super().__new__(cls, ", ".join(items))
         header.name = name
         header.items = tuple(items)
         return header
+
+    @staticmethod
+    def fits(items: list[str]) -> bool:
+        """Whether ``items`` can go out as they are: ASCII, no line breaks, short lines."""
+        return all(
+            item.isascii() and "\r" not in item and "\n" not in item and len(item) < 900 for item in items
+        )
 
     def fold(self, *, policy: Policy) -> str:
         """The header as sent (the email policy asks each header object to fold itself)."""
@@ -152,7 +157,9 @@ class SMTPEmailProvider(Provider):
         if url:
             links.insert(0, f"<{url}>")
             email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        email["List-Unsubscribe"] = PlainHeader("List-Unsubscribe", links)
+        # plain when it can be (always, with an ASCII HERALD_PUBLIC_URL); else Python encodes it
+        fits = PlainHeader.fits(links)
+        email["List-Unsubscribe"] = PlainHeader("List-Unsubscribe", links) if fits else ", ".join(links)
         email["X-Herald-Delivery"] = message.key
         email.set_content(content["text"])
         if content["html"]:

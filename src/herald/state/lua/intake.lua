@@ -23,8 +23,10 @@ for i, s in ipairs(specs) do
   local existing = redis.call('HMGET', rkey, 'digest', 'accepted_at')
   if existing[1] then
     local status = 'conflict'
-    -- a prefix: records stored before digests were shortened hold all 64 characters
-    if string.sub(existing[1], 1, #s.digest) == s.digest then status = 'duplicate' end
+    -- compared on the shorter one's length: records stored before digests were shortened
+    -- hold all 64 characters
+    local n = math.min(#existing[1], #s.digest)
+    if n > 0 and string.sub(existing[1], 1, n) == string.sub(s.digest, 1, n) then status = 'duplicate' end
     out[i] = {status, existing[2] or ''}
     k = k + #s.deliveries
   else
