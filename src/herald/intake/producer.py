@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import chain, islice
 from typing import Any, Literal
 
@@ -144,12 +145,12 @@ class Producer:
         """Prepare each chunk while the one before is stored (by ``storer``'s one thread, when
         given); a chunk is stored only once the one before it was."""
         results: list[EnqueueResult] = []
-        stored: Future[list[EnqueueResult]] | None = None
-        stored_count = 0
+        pending: Callable[[], list[EnqueueResult]] | None = None  # the chunk being stored
+        pending_count = 0
 
-        def collect(future: Future[list[EnqueueResult]], count: int) -> None:
+        def collect(stored: Callable[[], list[EnqueueResult]], count: int) -> None:
             try:
-                results.extend(future.result())
+                results.extend(stored())
             except EnqueueInterrupted as exc:
                 raise EnqueueInterrupted([*results, *exc.results], exc.cause) from exc.cause
             except (redis.RedisError, OperationalError) as exc:
@@ -159,19 +160,15 @@ class Producer:
 
         for chunk in chunks:
             prepared = self._prepare(chunk)
-            if stored is not None:
-                collect(stored, stored_count)
+            if pending is not None:
+                collect(pending, pending_count)
             if storer is not None:
-                stored = storer.submit(self._store, prepared)
+                pending = storer.submit(self._store, prepared).result
             else:
-                stored = Future()
-                try:
-                    stored.set_result(self._store(prepared))
-                except Exception as exc:
-                    stored.set_exception(exc)
-            stored_count = len(chunk)
-        if stored is not None:
-            collect(stored, stored_count)
+                pending = partial(self._store, prepared)
+            pending_count = len(chunk)
+        if pending is not None:
+            collect(pending, pending_count)
         return results
 
     def _prepare(self, chunk: list[Reminder | Mapping[str, Any]]) -> _Prepared:
