@@ -10,13 +10,23 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herald.models import Channel
 from herald.values.caps import parse_caps
 from herald.values.ledger_urls import normalize_url
 from herald.values.rates import parse_rate
 from herald.values.redis_urls import is_sentinel, parse_sentinel
+from herald.values.routes import parse_providers, parse_routes
 from herald.values.windows import parse_window
 
 MIN_SECRET_BYTES = 32
@@ -45,9 +55,22 @@ class Settings(BaseSettings):
     outbox_dir: Path = Field(
         Path("./var/outbox"), description="Where the outbox provider writes `<channel>.jsonl`."
     )
-    sms_provider: Literal["outbox", "twilio"] = Field("outbox", description="`outbox` or `twilio`.")
-    email_provider: Literal["outbox", "smtp"] = Field("outbox", description="`outbox` or `smtp`.")
-    push_provider: Literal["outbox", "fcm"] = Field("outbox", description="`outbox` or `fcm`.")
+    sms_provider: str = Field(
+        "outbox",
+        description="`outbox`, `twilio`, `aliyun`, or an ordered list (`aliyun,twilio`): the providers "
+        "SMS may use, and the route of numbers `HERALD_SMS_ROUTES` names no rule for.",
+    )
+    sms_routes: str = Field(
+        "",
+        description="SMS routes by calling code: `86=aliyun,twilio;*=twilio` (first choice, then failover; "
+        "`twilio:9,aliyun:1` splits traffic by weight). Every name must be in `HERALD_SMS_PROVIDER`.",
+    )
+    email_provider: str = Field("outbox", description="`outbox` or `smtp`.")
+    push_provider: str = Field(
+        "outbox",
+        description="`outbox`, `fcm`, `apns`, or both (`fcm,apns`): each push token goes to its own "
+        "service (`apns:` tokens to APNs, the others to FCM).",
+    )
     twilio_account_sid: str | None = Field(
         default=None,
         validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "HERALD_TWILIO_ACCOUNT_SID"),
@@ -87,6 +110,56 @@ class Settings(BaseSettings):
     )
     fcm_project_id: str | None = Field(None, description="The Firebase project.")
     fcm_api_base: str = Field("https://fcm.googleapis.com", description="FCM HTTP v1's base URL.")
+    aliyun_access_key_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ALIBABA_CLOUD_ACCESS_KEY_ID", "HERALD_ALIYUN_ACCESS_KEY_ID"),
+        description="Aliyun's AccessKey ID (`ALIBABA_CLOUD_ACCESS_KEY_ID`, as Aliyun's SDKs name it).",
+    )
+    aliyun_access_key_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "HERALD_ALIYUN_ACCESS_KEY_SECRET"),
+        description="Aliyun's AccessKey secret (`ALIBABA_CLOUD_ACCESS_KEY_SECRET`).",
+    )
+    aliyun_sms_endpoint: str = Field(
+        "https://dysmsapi.aliyuncs.com", description="Aliyun SMS's API base (`dysmsapi`, 2017-05-25)."
+    )
+    aliyun_sign_name: str | None = Field(
+        None, description="The approved SMS signature (`SignName`), e.g. `赫拉德信贷`."
+    )
+    aliyun_report_token: SecretStr | None = Field(
+        None,
+        description="The secret in the delivery-report URL given to Aliyun "
+        "(`<HERALD_PUBLIC_URL>/v1/providers/aliyun/reports?token=...`); reports without it are refused.",
+    )
+    apns_key_file: Path | None = Field(None, description="The APNs signing key (`AuthKey_<id>.p8`).")
+    apns_key_id: str | None = Field(None, description="That key's 10-character Key ID.")
+    apns_team_id: str | None = Field(None, description="The Apple developer Team ID.")
+    apns_topic: str | None = Field(None, description="The app's bundle ID (`apns-topic`).")
+    apns_api_base: str = Field(
+        "https://api.push.apple.com",
+        description="APNs's base (`https://api.sandbox.push.apple.com` for development builds).",
+    )
+    apns_ca_file: Path | None = Field(
+        None, description="A CA bundle APNs's certificate is checked against (default: the system's)."
+    )
+    breaker_window: float = Field(
+        30.0, gt=0, le=3600, description="Seconds over which a provider's error rate is measured."
+    )
+    breaker_min_calls: int = Field(
+        10, ge=1, description="Calls in that window before the error rate can open a provider's breaker."
+    )
+    breaker_error_rate: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of calls failing retryably or ambiguously that opens a provider's breaker.",
+    )
+    breaker_cooldown: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds an open breaker skips its provider (traffic goes to the next in the route).",
+    )
     connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect to a provider.")
     provider_timeout: float = Field(
         15.0, gt=0, le=300, description="Seconds to wait for a provider's answer once a request is sent."
@@ -302,6 +375,23 @@ class Settings(BaseSettings):
     flower_port: int = Field(5555, ge=1, le=65535, description="Its port.")
     flower_read_only: bool = Field(True, description="Whether Flower forbids task and worker control.")
 
+    @field_validator("sms_provider", "email_provider", "push_provider")
+    @classmethod
+    def _providers(cls, value: str, info: ValidationInfo) -> str:
+        channel: Channel = info.field_name.split("_")[0]  # type: ignore[assignment,union-attr]
+        names = parse_providers(channel, value)
+        if channel == "email" and len(names) > 1:
+            raise ValueError("email takes one provider")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _routes(self) -> Settings:
+        try:
+            parse_routes(self.sms_routes, self.sms_providers)
+        except ValueError as exc:
+            raise ValueError(f"sms_routes (HERALD_SMS_ROUTES): {exc}") from None
+        return self
+
     @field_validator("send_window")
     @classmethod
     def _window(cls, value: str) -> str:
@@ -390,6 +480,16 @@ class Settings(BaseSettings):
                 "twice, and a task must end well inside the visibility timeout"
             )
         return self
+
+    @property
+    def sms_providers(self) -> tuple[str, ...]:
+        """``HERALD_SMS_PROVIDER`` as names, in order."""
+        return tuple(self.sms_provider.split(","))
+
+    def providers(self, channel: Channel) -> tuple[str, ...]:
+        """The providers ``channel`` may use, in order (``HERALD_<CHANNEL>_PROVIDER``)."""
+        value = {"sms": self.sms_provider, "email": self.email_provider, "push": self.push_provider}[channel]
+        return tuple(value.split(","))
 
     def in_doubt_for(self, category: str) -> bool:
         """Whether an ambiguous provider failure of this category ends ``in_doubt`` (else resent)."""

@@ -13,6 +13,9 @@ Counted where it happens (in the worker processes):
   the worker (histogram).
 - ``herald_limiter_deferred_total{channel}``: deliveries whose wait was too long, sent to the
   scheduler.
+- ``herald_provider_sent_total{channel,provider}``: deliveries each provider accepted.
+- ``herald_breaker_open{provider}`` (1 while open), ``herald_breaker_opened_total{provider}``,
+  ``herald_failovers_total{channel,provider}``: breakers and the traffic they moved.
 
 Who reads them: ``herald.ops.metrics`` (each worker host's ``/metrics``, the processes added up
 with prometheus-client's multiprocess mode). Recording never raises: a metrics failure must not
@@ -27,7 +30,7 @@ from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import ParamSpec
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from herald.models import split_delivery_key
 
@@ -63,6 +66,28 @@ LIMITER_DEFERRED = Counter(
     "herald_limiter_deferred_total",
     "Deliveries sent to the scheduler because the rate limit had no room soon enough.",
     ["channel"],
+)
+
+PROVIDER_SENT = Counter(
+    "herald_provider_sent_total",
+    "Deliveries each provider accepted (sent), by channel: where traffic went after routing and failover.",
+    ["channel", "provider"],
+)
+BREAKER_OPEN = Gauge(
+    "herald_breaker_open",
+    "1 while a provider's breaker is open (it is skipped, traffic goes to the next in its route).",
+    ["provider"],
+    multiprocess_mode="livemax",
+)
+BREAKER_OPENED = Counter(
+    "herald_breaker_opened_total",
+    "Times a provider's breaker opened (counted once, by the process that opened it).",
+    ["provider"],
+)
+FAILOVERS = Counter(
+    "herald_failovers_total",
+    "Deliveries moved from one provider to the next of their route (its breaker open).",
+    ["channel", "provider"],
 )
 
 P = ParamSpec("P")
@@ -116,3 +141,27 @@ def record_limiter(channel: str, waits: Sequence[float], deferred: int) -> None:
         histogram.observe(max(0.0, wait))
     if deferred:
         LIMITER_DEFERRED.labels(channel).inc(deferred)
+
+
+@_never_raises
+def record_sent(channel: str, provider: str) -> None:
+    """Count one delivery ``provider`` accepted."""
+    PROVIDER_SENT.labels(channel, provider).inc()
+
+
+@_never_raises
+def record_breaker(provider: str, is_open: bool) -> None:
+    """Whether ``provider``'s breaker is open, as this process last saw it."""
+    BREAKER_OPEN.labels(provider).set(1 if is_open else 0)
+
+
+@_never_raises
+def record_breaker_opened(provider: str) -> None:
+    """Count one opening of ``provider``'s breaker."""
+    BREAKER_OPENED.labels(provider).inc()
+
+
+@_never_raises
+def record_failover(channel: str, away_from: str) -> None:
+    """Count one delivery moved away from ``away_from`` (its breaker open)."""
+    FAILOVERS.labels(channel, away_from).inc()

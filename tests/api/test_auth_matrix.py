@@ -41,6 +41,7 @@ MATRIX: list[tuple[str, str, str, dict[str, Any]]] = [
 PUBLIC: dict[tuple[str, str], str] = {
     ("POST", "/v1/providers/twilio/status"): "signed by Twilio (X-Twilio-Signature)",
     ("POST", "/v1/providers/twilio/inbound"): "signed by Twilio (X-Twilio-Signature)",
+    ("POST", "/v1/providers/aliyun/reports"): "the secret token in the URL (Aliyun signs nothing it pushes)",
     ("GET", "/v1/unsubscribe/{token}"): "the signed token is the credential (RFC 8058)",
     ("POST", "/v1/unsubscribe/{token}"): "the signed token is the credential (RFC 8058)",
 }

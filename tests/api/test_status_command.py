@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import Keys, auth
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-HEADERS = ("channel", "state", "outcome", "reason", "attempts", "updated")
+HEADERS = ("channel", "state", "outcome", "provider", "reason", "attempts", "updated")
 
 
 def _status(redis_url: str, repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:

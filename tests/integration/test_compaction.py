@@ -166,7 +166,7 @@ def test_deliveries_in_doubt_dead_or_still_waiting_stay_whole_and_the_body_stays
     assert client.hget(store.delivery_redis_key(doubtful), "state") == "in_doubt"
     assert client.hget(store.delivery_redis_key(dead_key), "state") == "dead"
     assert not client.exists(store.delivery_redis_key(f"{rid}:sms"))
-    assert client.hget(store.reminder_key(rid), "c:sms").startswith("sent|1|")
+    assert client.hget(store.reminder_key(rid), "c:sms").startswith("sent|1@outbox|")  # provider on attempts
     assert client.exists(store.body_key(rid))  # the email still needs it
 
     _run(settings, "email", [f"{rid}:email"])  # rendered from the body kept

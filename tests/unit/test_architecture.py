@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("display",),
     ("rendering", "state"),
     ("access", "holds", "channels"),
-    ("guards", "intake", "ledger"),
+    ("guards", "intake", "ledger", "routing"),
     ("delivery",),
     ("ops",),
     ("api", "cli", "worker"),

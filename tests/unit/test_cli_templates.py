@@ -104,3 +104,67 @@ def test_preview_of_unknown_channel_fails_clearly() -> None:
 
     assert result.exit_code == 2
     assert "--channel must be one of sms, email, push" in _one_line(result.stderr)
+
+
+def _copy(repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    templates = tmp_path / "templates"
+    shutil.copytree(repo_root / "templates", templates)
+    monkeypatch.setenv("HERALD_TEMPLATES_DIR", str(templates))
+    return templates
+
+
+def test_check_shows_the_approved_template_codes_of_a_configured_aliyun(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HERALD_SMS_PROVIDER", "aliyun,twilio")
+
+    result = _run("templates", "check")
+
+    assert result.exit_code == 0, result.output
+    assert "aliyun code" in result.stdout
+    assert "SMS_480210041" in result.stdout  # overdue_notice, zh-CN
+
+
+def test_check_refuses_a_kind_without_an_aliyun_code_for_one_of_its_locales(
+    monkeypatch: pytest.MonkeyPatch, repo_root: Path, tmp_path: Path
+) -> None:
+    templates = _copy(repo_root, tmp_path, monkeypatch)
+    toml = templates / "overdue_notice" / "kind.toml"
+    toml.write_text(toml.read_text("utf-8").replace(', en = "SMS_480210042"', ""), "utf-8")
+
+    assert _run("templates", "check").exit_code == 0  # Aliyun is not configured: not checked
+    result = _run("templates", "check", "--provider", "aliyun")
+
+    assert result.exit_code == 1
+    assert "29 renderings, 1 errors" in result.stdout
+    assert "overdue_notice/kind.toml sms.aliyun.template_code: none for en" in _one_line(result.stderr)
+
+
+def test_check_refuses_an_aliyun_parameter_that_names_missing_data_or_runs_too_long(
+    monkeypatch: pytest.MonkeyPatch, repo_root: Path, tmp_path: Path
+) -> None:
+    templates = _copy(repo_root, tmp_path, monkeypatch)
+    toml = templates / "repayment_due" / "kind.toml"
+    toml.write_text(toml.read_text("utf-8").replace("{{ data.borrower_name }}", "{{ data.borrower_nmae }}"))
+    toml = templates / "overdue_notice" / "kind.toml"
+    toml.write_text(
+        toml.read_text("utf-8").replace("{{ data.service_phone }}", "{{ data.service_phone * 10 }}")
+    )
+    monkeypatch.setenv("HERALD_SMS_PROVIDER", "aliyun")
+
+    result = _run("templates", "check")
+
+    assert result.exit_code == 1
+    assert "26 renderings, 4 errors" in result.stdout
+    error = _one_line(result.stderr)
+    assert "repayment_due/kind.toml sms.aliyun.params.name: missing variable 'borrower_nmae'" in error
+    assert (
+        "overdue_notice/kind.toml sms.aliyun.params.phone: 50 characters, over the 35 aliyun accepts" in error
+    )
+
+
+def test_check_refuses_an_unknown_provider_name() -> None:
+    result = _run("templates", "check", "--provider", "aliyn")
+
+    assert result.exit_code != 0
+    assert "no provider named 'aliyn'" in _one_line(result.stderr)

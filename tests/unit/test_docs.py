@@ -31,6 +31,8 @@ def test_the_configuration_page_names_every_setting_with_its_meaning() -> None:
             "twilio_account_sid",
             "twilio_auth_token",
             "google_application_credentials",
+            "aliyun_access_key_id",
+            "aliyun_access_key_secret",
         )
 
 

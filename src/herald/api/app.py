@@ -6,10 +6,10 @@ import logging
 
 from fastapi import FastAPI
 
+from herald.api import aliyun_hooks, twilio_hooks, unsubscribe
 from herald.api import history as history_api
 from herald.api import metrics as metrics_api
 from herald.api import operator as operator_page
-from herald.api import twilio_hooks, unsubscribe
 from herald.api import v1 as v1_api
 from herald.api.bodylimit import BodyLimit
 from herald.api.docs import documented_app
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.redis = settings_client(settings)
     app.state.receipts = Receipts(app.state.redis, settings.events_maxlen)
     app.include_router(twilio_hooks.router)
+    app.include_router(aliyun_hooks.router)  # POST /v1/providers/aliyun/reports (token in the URL)
     app.include_router(unsubscribe.router)
     app.include_router(operator_page.router)  # /operator: the operator web page (session cookie)
     v1_api.install(app)  # /v1 reminders, suppressions, agreements, in-doubt, opt-outs, keys; /healthz

@@ -114,6 +114,11 @@ class DeliveryStatus(BaseModel):
     finished_at: str | None
     not_before: str | None
     expires_at: str | None
+    provider: str | None = Field(
+        None,
+        description="The provider called last: the one that sent it once sent (routes and failover may "
+        "choose among several); null before any call.",
+    )
 
 
 class ReminderStatus(BaseModel):

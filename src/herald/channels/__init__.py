@@ -12,26 +12,35 @@ from herald.models import Channel
 PROVIDERS: dict[str, str] = {
     "outbox": "herald.channels.outbox:OutboxProvider",
     "twilio": "herald.channels.twilio_sms:TwilioSMSProvider",
+    "aliyun": "herald.channels.aliyun_sms:AliyunSMSProvider",
     "smtp": "herald.channels.smtp_email:SMTPEmailProvider",
     "fcm": "herald.channels.fcm_push:FCMPushProvider",
+    "apns": "herald.channels.apns_push:APNsPushProvider",
 }
 
 
-def provider_name(channel: Channel, settings: Settings) -> str:
-    """The provider configured for ``channel`` (HERALD_<CHANNEL>_PROVIDER)."""
-    return {
-        "sms": settings.sms_provider,
-        "email": settings.email_provider,
-        "push": settings.push_provider,
-    }[channel]
-
-
-def make_provider(channel: Channel, settings: Settings) -> Provider:
-    """Build the configured provider for ``channel``."""
-    name = provider_name(channel, settings)
+def provider_class(name: str) -> type[Provider]:
+    """The class of the provider called ``name``."""
     try:
         module_name, _, class_name = PROVIDERS[name].partition(":")
     except KeyError:
-        raise ValueError(f"no provider named {name!r} for {channel} in this build") from None
+        raise ValueError(f"no provider named {name!r} in this build") from None
     cls: type[Provider] = getattr(import_module(module_name), class_name)
-    return cls(channel, settings)
+    return cls
+
+
+def provider_name(channel: Channel, settings: Settings) -> str:
+    """The first provider configured for ``channel`` (HERALD_<CHANNEL>_PROVIDER)."""
+    return settings.providers(channel)[0]
+
+
+def make_provider(channel: Channel, settings: Settings, name: str | None = None) -> Provider:
+    """Build the provider ``name`` (default: the channel's first) for ``channel``; ``push``
+    is every push service of ``HERALD_PUSH_PROVIDER`` at once, each token to its own."""
+    name = name or provider_name(channel, settings)
+    if name == "push":
+        from herald.channels.push_tokens import PushByToken
+
+        parts = {n: provider_class(n)(channel, settings) for n in settings.providers(channel)}
+        return PushByToken(channel, settings, parts)
+    return provider_class(name)(channel, settings)

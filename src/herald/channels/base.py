@@ -9,6 +9,8 @@ below, and the pipeline decides the outcome from the class alone:
 | ``RecipientOptedOut`` | the recipient opted out at the provider (STOP, unregistered token) | ``opted_out`` |
 | ``RetryableError`` | the provider cannot have accepted it (no connection, 429, 503) | retried |
 | ``AmbiguousError`` | it may have been accepted (timeout after sending, 500/502/504) | ``in_doubt`` |
+| ``Deferred`` | a limit on this recipient (a per-number cap), not the provider's failure | retried later |
+| ``ProviderDown`` | nothing goes through this provider until someone acts (credit, keys) | sent elsewhere |
 
 Any other exception escaping ``send`` is treated as ambiguous: herald never guesses that an
 unknown failure left nothing behind at the provider.
@@ -24,6 +26,21 @@ Provider by provider:
 - FCM. Permanent: INVALID_ARGUMENT, SENDER_ID_MISMATCH. Opted out: UNREGISTERED (the token is
   dropped). Safe to retry: connection refused, 429 QUOTA_EXCEEDED, 503 UNAVAILABLE
   (Retry-After), 401. Ambiguous: read timeout after sending, 500 INTERNAL, 502, 504.
+- Aliyun (dysmsapi ``SendSms``; business errors are a ``Code`` in an HTTP 200 answer, gateway
+  errors a ``Code`` with a 4xx/5xx). Permanent: ``isv.MOBILE_NUMBER_ILLEGAL``, template, parameter
+  and signature-name codes, other ``isv.*``. Deferred: ``isv.BUSINESS_LIMIT_CONTROL`` (minute, hour
+  or day cap on one number). Provider down: ``isv.AMOUNT_NOT_ENOUGH``, ``isv.OUT_OF_SERVICE``,
+  account and RAM codes, the account's own day/month caps, ``InvalidAccessKeyId.*``,
+  ``SignatureDoesNotMatch``, ``Forbidden.*``, 401 / 403. Safe to retry: connection refused, connect
+  timeout, ``Throttling*``, ``*FLOW_CONTROL``, ``ServiceUnavailable``, ``SignatureNonceUsed``, 429,
+  503. Ambiguous: ``isp.*`` (``isp.SYSTEM_ERROR``), ``InternalError``, 500 / 502 / 504, read timeout
+  or connection lost after sending (``SendSms`` has no idempotency key).
+- APNs. Permanent: other 4xx (BadTopic, MissingTopic, PayloadTooLarge, BadCollapseId, 403
+  Forbidden...). Opted out: 410 Unregistered, 400 BadDeviceToken and DeviceTokenNotForTopic (the
+  token is dropped). Safe to retry: connection refused, connect timeout, 429 TooManyRequests,
+  503 ServiceUnavailable / Shutdown (Retry-After), 403 ExpiredProviderToken / InvalidProviderToken
+  once a new provider token was refused too. Ambiguous: read timeout or connection lost after
+  sending, 500 InternalServerError, 502, 504.
 """
 
 from __future__ import annotations
@@ -108,6 +125,19 @@ class RetryableError(ProviderError):
         self.retry_after = retry_after
 
 
+class Deferred(RetryableError):
+    """Not accepted because of a limit on this one recipient (a carrier's cap on messages to a
+    number per minute, hour or day): try again after ``retry_after``. Not a failure of the
+    provider (it never counts against its breaker) and never a reason to try another provider
+    (the carrier's limit is the same whoever sends)."""
+
+
+class ProviderDown(RetryableError):
+    """Not accepted, and nothing sent through this provider will be until someone acts on it
+    (out of credit, service suspended, credentials refused): its breaker opens at once and the
+    delivery goes to the next provider of its route."""
+
+
 class AmbiguousError(ProviderError):
     """The provider may have accepted it; sending again could deliver it twice."""
 
@@ -120,6 +150,9 @@ class Provider(ABC):
     """
 
     name: ClassVar[str]
+    approved_only: ClassVar[bool] = False
+    """Whether the provider sends only pre-approved templates (a code and its parameters, from
+    ``[sms.<name>]`` in the kind's ``kind.toml``) rather than herald's rendered text."""
     receipts: ClassVar[bool] = False
     """Whether the provider reports on a sent message later (a delivery receipt naming its
     message id): only then does a sent delivery keep a ``herald:ref:`` key pointing back to it."""

@@ -12,10 +12,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from herald import clock
 from herald.cli.common import cell, default_operator, err, fail, make_table, out
 from herald.config import get_settings
 from herald.display.timefmt import local_time, zone_note
 from herald.intake.producer import EnqueueInterrupted, EnqueueResult, Producer
+from herald.state import store
 from herald.state.redisconn import describe_failure, settings_client
 from herald.state.status import StatusError, read_status
 from herald.values.redis_urls import display_redis_url
@@ -156,18 +158,50 @@ def status(
         highlight=False,
     )
     deliveries = make_table(
-        "channel", "state", "outcome", "reason", "attempts", "updated", times=["updated"], right=["attempts"]
+        "channel",
+        "state",
+        "outcome",
+        "provider",
+        "reason",
+        "attempts",
+        "updated",
+        times=["updated"],
+        right=["attempts"],
     )
     for d in view["deliveries"]:
         deliveries.add_row(
             d["channel"],
             d["state"],
             d["outcome"] or "-",
+            d.get("provider") or "-",
             cell(d["reason"] or "-"),
             str(d["attempts"]),
             local_time(d["updated_at"]) or "-",
         )
     out.print(deliveries)
+    _print_breakers(client)
+
+
+def _print_breakers(client: redis.Redis) -> None:
+    """The providers' breakers that opened in the last day: when, until when, and why."""
+    from herald.routing.breaker import BREAKERS, openings
+
+    now = clock.time()
+    recent = [o for o in openings(client.hgetall(BREAKERS)) if o.until > now - 86400]
+    if not recent:
+        return
+    table = make_table(
+        "provider", "opened", "until", "why", title="provider breakers (last 24 h)", times=["opened", "until"]
+    )
+    for o in recent:
+        state = " [red](open)[/red]" if o.until > now else ""
+        table.add_row(
+            o.provider + state,
+            local_time(store.iso(o.opened_at)),
+            local_time(store.iso(o.until)),
+            cell(o.reason),
+        )
+    out.print(table)
 
 
 def _print_in_doubt(client: redis.Redis, as_json: bool) -> None:

@@ -11,6 +11,7 @@ from jinja2 import TemplateSyntaxError
 from rich.table import Table
 
 from herald import clock
+from herald.channels import PROVIDERS, provider_class
 from herald.cli.common import cell, err, fail, out
 from herald.config import get_settings
 from herald.models import CHANNELS, Channel
@@ -19,17 +20,42 @@ from herald.rendering.renderer import Renderer, RenderError
 from herald.rendering.samples import sample_context
 
 
-def templates_check() -> None:
-    """Render every template with its kind's example.json and report errors with file and line."""
+def _approved_providers(extra: list[str]) -> tuple[str, ...]:
+    """The SMS providers to check approved templates for: those configured that send only
+    approved templates, and those named with ``--provider``."""
+    names = list(dict.fromkeys([*get_settings().sms_providers, *extra]))
+    unknown = [n for n in names if n not in PROVIDERS]
+    if unknown:
+        raise fail(f"--provider: no provider named {unknown[0]!r} (known: {', '.join(sorted(PROVIDERS))})")
+    return tuple(n for n in names if provider_class(n).approved_only)
+
+
+def templates_check(
+    provider: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--provider",
+            help="Also check the approved templates (template code and parameters in kind.toml) of "
+            "this SMS provider, e.g. aliyun; those of HERALD_SMS_PROVIDER are always checked.",
+        ),
+    ] = None,
+) -> None:
+    """Render every template with its kind's example.json and report errors with file and line;
+    for each SMS provider that sends only approved templates (Aliyun), check every kind has a
+    template code for each of its SMS locales and that every parameter renders within the
+    provider's limit."""
     settings = get_settings()
     try:
         catalog = load_catalog(settings.templates_dir)
     except CatalogError as exc:
         raise fail(str(exc)) from exc
+    approved = _approved_providers(provider or [])
     renderer = Renderer(catalog, settings)
     table = Table(title=f"templates in {settings.templates_dir}")
     for column in ("kind", "channel", "locale", "encoding", "segments", "characters"):
         table.add_column(column, justify="right" if column in ("segments", "characters") else "left")
+    for name in approved:
+        table.add_column(f"{name} code")
     errors: list[str] = []
     count = 0
     now = clock.now()
@@ -37,11 +63,14 @@ def templates_check() -> None:
         for channel in CHANNELS:
             for locale in sorted(spec.locales.get(channel, ())):
                 context = renderer.context(sample_context(spec, locale, now), spec.category)
+                needed = approved if channel == "sms" else ()
                 try:
-                    rendered = renderer.render(spec.name, channel, context)
+                    rendered = renderer.render(spec.name, channel, context, needed)
                 except RenderError as exc:
                     errors.append(str(exc))
-                    table.add_row(spec.name, channel, locale, "[red]error[/red]", "-", "-")
+                    table.add_row(
+                        spec.name, channel, locale, "[red]error[/red]", "-", "-", *("-" for _ in approved)
+                    )
                     continue
                 count += 1
                 seg = rendered.segments
@@ -53,6 +82,7 @@ def templates_check() -> None:
                     seg.encoding if seg else "-",
                     str(seg.segments) if seg else "-",
                     str(seg.characters if seg else chars),
+                    *(rendered.approved[n].code if n in rendered.approved else "" for n in approved),
                 )
     out.print(table)
     out.print(f"{count} renderings, {len(errors)} errors", highlight=False)

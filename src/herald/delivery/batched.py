@@ -206,17 +206,20 @@ class Reservation:
     sender: str = ""
     bulk: bool = False
     """From the bulk lane (collection): it may reserve less far ahead (``Limiter.reserve``)."""
+    provider: str = ""
+    """The provider it goes through (each has its own limit); default: the channel's first."""
 
 
 async def reserve_many(limiter: Limiter, requests: list[Reservation]) -> list[Grant]:
-    """Rate-limit units for each delivery, in order, one pipelined call per channel, sender and
-    lane."""
+    """Rate-limit units for each delivery, in order, one pipelined call per channel, sender,
+    lane and provider."""
     grants: list[Grant | None] = [None] * len(requests)
-    groups: dict[tuple[Channel, str, bool], list[int]] = {}
+    groups: dict[tuple[Channel, str, bool, str], list[int]] = {}
     for i, r in enumerate(requests):
-        groups.setdefault((r.channel, r.sender, r.bulk), []).append(i)
-    for (channel, sender, bulk), indexes in groups.items():
-        answers = await limiter.reserve(channel, [requests[i].cost for i in indexes], sender, bulk=bulk)
+        groups.setdefault((r.channel, r.sender, r.bulk, r.provider), []).append(i)
+    for (channel, sender, bulk, provider), indexes in groups.items():
+        costs = [requests[i].cost for i in indexes]
+        answers = await limiter.reserve(channel, costs, sender, bulk=bulk, provider=provider)
         for i, grant in zip(indexes, answers, strict=True):
             grants[i] = grant
     return [g for g in grants if g is not None]

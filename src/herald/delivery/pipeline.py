@@ -23,6 +23,7 @@ from herald import clock
 from herald import instruments as metrics
 from herald.channels.base import (
     AmbiguousError,
+    Deferred,
     Message,
     PermanentError,
     Provider,
@@ -50,12 +51,16 @@ from herald.holds import optouts, suppression
 from herald.models import Channel, Outcome, split_delivery_key
 from herald.rendering.links import unsubscribe_url
 from herald.rendering.renderer import RenderError
+from herald.routing.router import Choice
 from herald.state import store
 from herald.state.queues import BULK_CATEGORIES
 
 log = logging.getLogger("herald.delivery.pipeline")
 
 UNKNOWN_SUPPRESSION_WAIT = 30.0  # seconds before a batch set aside by a failed-closed guard is tried again
+FAILOVER_DELAY = 1.0
+"""Seconds before a delivery moved off a provider whose breaker opened comes back (through the
+scheduler, so it reserves its units of the next provider's own limit)."""
 
 __all__ = ["BatchReport", "Finish", "Later", "claim", "defer", "load", "process_batch", "settle"]
 
@@ -191,16 +196,20 @@ def _retry_or_give_up(
     return Later(d.key, until, f"retrying: {reason}", token, "retrying", release=release)
 
 
-def _ambiguous(rt: Runtime, d: Delivery, token: str, reason: str) -> Record:
+def _ambiguous(
+    rt: Runtime, d: Delivery, token: str, reason: str, extra: dict[str, str] | None = None
+) -> Record:
+    """In doubt (never resent, through this provider or another), or resent by policy."""
     if rt.settings.in_doubt_for(d.category):
-        return Finish(d.key, Outcome.IN_DOUBT, f"the provider may have accepted it: {reason}", token)
+        why = f"the provider may have accepted it: {reason}"
+        return Finish(d.key, Outcome.IN_DOUBT, why, token, dict(extra or {}))
     return _retry_or_give_up(rt, d, token, f"ambiguous, resent by policy: {reason}", None, release=False)
 
 
-def _message(d: Delivery, rendered_channel: Channel, rt: Runtime) -> Message:
+def _message(d: Delivery, rendered_channel: Channel, rt: Runtime, approved: tuple[str, ...] = ()) -> Message:
     opt_out = unsubscribe_url(rt.settings, d.channel, d.addresses[0]) if d.channel == "email" else None
     context = rt.renderer.context(d.reminder, d.category, opt_out)
-    rendered = rt.renderer.render(d.reminder["kind"], rendered_channel, context)
+    rendered = rt.renderer.render(d.reminder["kind"], rendered_channel, context, approved)
     address: str | list[str] = d.addresses if d.channel == "push" else d.addresses[0]
     return Message(
         key=d.key,
@@ -246,13 +255,65 @@ def _not_claimed(
     return Later(d.key, until, reason, token, release=bool(token))
 
 
+def _choose(rt: Runtime, names: list[str]) -> Choice:
+    """The first provider of the route whose breaker is closed (with one, that one)."""
+    if rt.breakers is None or len(names) == 1:
+        return Choice(names[0])
+    skipped: list[str] = []
+    for name in names:
+        if not rt.breakers.is_open(name):
+            return Choice(name, tuple(skipped))
+        skipped.append(name)
+    return Choice(None, tuple(skipped), min(rt.breakers.open_until(n) or rt.clock() for n in names))
+
+
+def _elsewhere(rt: Runtime, names: list[str], provider: str) -> str | None:
+    """The provider a delivery moves to when ``provider``'s breaker is open, if any."""
+    if rt.breakers is None or len(names) == 1 or not rt.breakers.is_open(provider):
+        return None
+    return next((n for n in names if n != provider and not rt.breakers.is_open(n)), None)
+
+
+def _fail_over(rt: Runtime, d: Delivery, token: str, provider: str, to: str, reason: str) -> Record:
+    """Move the delivery to ``to``: nothing reached ``provider`` (its error was retryable), so
+    it is sent again from the start, through the scheduler."""
+    metrics.record_failover(d.channel, provider)
+    why = f"retrying: {provider}'s breaker is open, next through {to}; last error {reason}"
+    return Later(d.key, rt.clock() + FAILOVER_DELAY, why, token, "retrying", release=True)
+
+
+def _deferred(rt: Runtime, d: Delivery, token: str, exc: Deferred) -> Record:
+    """A limit on the recipient: wait it out (no retry counted, no other provider tried)."""
+    until = rt.clock() + (exc.retry_after or 3600.0)
+    expires = d.time("expires_at")
+    if expires is not None and until >= expires:
+        return Finish(
+            d.key,
+            Outcome.EXPIRED,
+            f"expires before the recipient's limit lifts: {exc.reason()}",
+            token,
+            release=True,
+        )
+    return Later(d.key, until, f"the recipient's limit: {exc.reason()}", token, release=True)
+
+
 async def _request(
-    rt: Runtime, report: BatchReport, provider: Provider, d: Delivery, message: Message, claim: ClaimRequest
+    rt: Runtime,
+    report: BatchReport,
+    provider: Provider,
+    d: Delivery,
+    message: Message,
+    claim: ClaimRequest,
+    names: list[str],
 ) -> tuple[Record | None, list[str]]:
     """The provider call under a claim, with the quick tier's retries (each after the delivery
     is claimed again under the same token: every check runs again); what to record, and the
-    addresses the provider says are gone."""
+    addresses the provider says are gone. A retryable failure after which the provider's
+    breaker is open moves the delivery to the next provider of its route (``names``); a
+    permanent or ambiguous one never does."""
     token = claim.token
+    breakers = rt.breakers
+    tag = {"provider": provider.name}
     try:
         async for attempt in quick_retrying(rt.settings):
             with attempt:
@@ -260,26 +321,44 @@ async def _request(
                     if rt.stopping.is_set():  # a stopping worker retries no more: the slow tier will
                         why = "the provider refused it and the worker is stopping"
                         return _retry_or_give_up(rt, d, token, why, None, release=True), []
+                    to = _elsewhere(rt, names, provider.name)
+                    if to is not None:
+                        return _fail_over(rt, d, token, provider.name, to, "retryable"), []
                     metrics.record_retry(message.key, "quick")
                     again = await rt.claims.submit(claim)
                     rt.observe_clock(again.now)
                     if again.verdict is not ClaimVerdict.CLAIMED:
                         return _not_claimed(rt, report, d, token, again), []
                     message = _addressed(message, again)
-                result = await provider.timed_send(message)
+                try:
+                    result = await provider.timed_send(message)
+                except Exception as exc:
+                    if breakers is not None:
+                        breakers.observe(provider.name, exc)
+                    raise
+                if breakers is not None:
+                    breakers.observe(provider.name, None)
     except RecipientOptedOut as exc:
         gone = list(exc.drop_addresses) or list(d.addresses)
-        return Finish(d.key, Outcome.OPTED_OUT, exc.reason(), token, release=True), gone
+        return Finish(d.key, Outcome.OPTED_OUT, exc.reason(), token, tag, release=True), gone
     except PermanentError as exc:
-        return Finish(d.key, Outcome.FAILED, exc.reason(), token, release=True), list(exc.drop_addresses)
+        failed = Finish(d.key, Outcome.FAILED, exc.reason(), token, tag, release=True)
+        return failed, list(exc.drop_addresses)
+    except Deferred as exc:
+        return _deferred(rt, d, token, exc), list(exc.drop_addresses)
     except RetryableError as exc:
-        record_ = _retry_or_give_up(rt, d, token, exc.reason(), exc.retry_after, release=True)
+        to = _elsewhere(rt, names, provider.name)
+        if to is not None:
+            return _fail_over(rt, d, token, provider.name, to, exc.reason()), list(exc.drop_addresses)
+        reason = f"{provider.name}: {exc.reason()}" if len(names) > 1 else exc.reason()
+        record_ = _retry_or_give_up(rt, d, token, reason, exc.retry_after, release=True)
         return record_, list(exc.drop_addresses)
     except AmbiguousError as exc:
-        return _ambiguous(rt, d, token, exc.reason()), list(exc.drop_addresses)
+        return _ambiguous(rt, d, token, exc.reason(), tag), list(exc.drop_addresses)
     except Exception as exc:  # unknown: the provider may have accepted it
         log.exception("provider %s raised for %s", provider.name, message.key)
-        return _ambiguous(rt, d, token, f"unexpected error: {type(exc).__name__}"), []
+        return _ambiguous(rt, d, token, f"unexpected error: {type(exc).__name__}", tag), []
+    metrics.record_sent(d.channel, provider.name)
     extra = {"provider": provider.name, "provider_ref": result.provider_ref}
     ref = result.provider_ref if provider.receipts else ""
     return Finish(d.key, Outcome.SENT, "", token, extra, ref=ref), list(result.drop_addresses)
@@ -299,10 +378,16 @@ async def _hand_back(rt: Runtime, report: BatchReport, d: Delivery) -> None:
     report.dropped[d.key] = "handed back: the worker is stopping"
 
 
-async def _deliver(rt: Runtime, report: BatchReport, d: Delivery, message: Message) -> None:
-    """One delivery from its send slot to its record."""
+async def _deliver(rt: Runtime, report: BatchReport, d: Delivery, message: Message, names: list[str]) -> None:
+    """One delivery from its send slot to its record, through the first provider of its route
+    (``names``) whose breaker is closed."""
     channel = d.channel
-    provider = await rt.provider(channel)
+    choice = _choose(rt, names)
+    if choice.provider is None:
+        reason = f"every provider of its route is skipped (breakers open: {', '.join(choice.skipped)})"
+        await record(rt, report, Later(d.key, max(choice.until, rt.clock() + FAILOVER_DELAY), reason))
+        return
+    provider = await rt.provider(channel, choice.provider)
     outcome: Record | None
     gone: list[str] = []
     async with rt.slot(channel), rt.in_flight:
@@ -311,7 +396,10 @@ async def _deliver(rt: Runtime, report: BatchReport, d: Delivery, message: Messa
             return
         cost = _cost(message)
         bulk = d.category in BULK_CATEGORIES
-        grant = await rt.reservations.submit(Reservation(channel, cost, rt.sender(channel), bulk=bulk))
+        sender = rt.sender(channel, provider.name)
+        grant = await rt.reservations.submit(
+            Reservation(channel, cost, sender, bulk=bulk, provider=provider.name)
+        )
         metrics.record_limiter(channel, [grant.wait] if grant.granted else [], 0 if grant.granted else 1)
         if not grant.granted:
             until = rt.clock() + grant.wait
@@ -336,7 +424,7 @@ async def _deliver(rt: Runtime, report: BatchReport, d: Delivery, message: Messa
             outcome = _not_claimed(rt, report, d, "", answer)
         else:
             rt.keeper.claimed(d.key, claim.token)
-            outcome, gone = await _request(rt, report, provider, d, _addressed(message, answer), claim)
+            outcome, gone = await _request(rt, report, provider, d, _addressed(message, answer), claim, names)
     if outcome is not None:
         await record(rt, report, outcome)
     if gone:
@@ -361,9 +449,9 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
         for key in keys:  # no longer renewed: the reconciler takes them over
             rt.keeper.release(key, "")
         raise
-    answers = await asyncio.gather(*(_deliver(rt, report, d, m) for d, m in ready), return_exceptions=True)
+    answers = await asyncio.gather(*(_deliver(rt, report, *r) for r in ready), return_exceptions=True)
     failures = [a for a in answers if isinstance(a, BaseException)]
-    for (d, _), answer in zip(ready, answers, strict=True):
+    for (d, _, _), answer in zip(ready, answers, strict=True):
         if isinstance(answer, BaseException):
             # no longer renewed: the reconciler (or, once claimed, the lease sweep) takes over
             rt.keeper.release(d.key)
@@ -375,8 +463,9 @@ async def process_batch(rt: Runtime, channel: Channel, keys: list[str]) -> Batch
 
 async def _prepare(
     rt: Runtime, report: BatchReport, channel: Channel, keys: list[str]
-) -> list[tuple[Delivery, Message]]:
-    """Take, pre-filter and render the batch; returns the deliveries to send, rendered."""
+) -> list[tuple[Delivery, Message, list[str]]]:
+    """Take, pre-filter, route and render the batch; returns the deliveries to send, rendered,
+    each with the providers of its route in order."""
     batch = await load(rt, channel, keys, report)
     if not batch:
         return []
@@ -398,20 +487,25 @@ async def _prepare(
                 early.append(Later(key, verdict.until, verdict.reason))
         batch = [d for d in batch if d.key not in verdicts]
 
-    ready: list[tuple[Delivery, Message]] = []
-    for d in batch:
+    routed = [(d, rt.router.candidates(channel, d.key, d.addresses[0])) for d in batch]
+    broken: dict[str, str] = {}
+    for name in dict.fromkeys(n for _, names in routed for n in names):
         try:
-            ready.append((d, _message(d, channel, rt)))
+            await rt.provider(channel, name)
+        except Exception as exc:  # a provider that cannot start sends nothing: never claimed for it
+            log.error("%s provider %s could not start: %s", channel, name, exc)
+            broken[name] = f"{channel} provider {name} unavailable: {exc}"
+    ready: list[tuple[Delivery, Message, list[str]]] = []
+    for d, names in routed:
+        usable = [n for n in names if n not in broken]
+        if not usable:
+            reason = "; ".join(broken[n] for n in names)
+            early.append(_retry_or_give_up(rt, d, "", reason, None, release=False))
+            continue
+        try:
+            ready.append((d, _message(d, channel, rt, rt.approved(usable)), usable))
         except (RenderError, KeyError) as exc:
             early.append(Finish(d.key, Outcome.INVALID, f"template: {str(exc).strip(chr(34) + chr(39))}"))
-    if ready:
-        try:
-            await rt.provider(channel)
-        except Exception as exc:  # a provider that cannot start sends nothing: retry, never claim
-            log.error("%s provider could not start: %s", channel, exc)
-            reason = f"{channel} provider unavailable: {exc}"
-            early += [_retry_or_give_up(rt, d, "", reason, None, release=False) for d, _ in ready]
-            ready = []
     await asyncio.gather(*(record(rt, report, item) for item in early))
     return ready
 

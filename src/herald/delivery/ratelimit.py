@@ -49,18 +49,19 @@ class Limiter:
         self.redis = client
         self.script = script
         self.max_wait_us = round(settings.rate_max_wait * 1_000_000)
-        self._limits: dict[tuple[Channel, str], list[tuple[str, Rate]]] = {}
+        self._limits: dict[tuple[Channel, str, str], list[tuple[str, Rate]]] = {}
 
-    def limits(self, channel: Channel, sender: str = "") -> list[tuple[str, Rate]]:
-        """The keys and rates that a delivery on ``channel`` from ``sender`` must pass."""
-        cached = self._limits.get((channel, sender))
+    def limits(self, channel: Channel, sender: str = "", provider: str = "") -> list[tuple[str, Rate]]:
+        """The keys and rates that a delivery on ``channel`` through ``provider`` (default: the
+        channel's first) from ``sender`` must pass."""
+        cached = self._limits.get((channel, sender, provider))
         if cached is None:
-            cached = limits_for(self.settings, channel, sender)
-            self._limits[(channel, sender)] = cached
+            cached = limits_for(self.settings, channel, sender, provider)
+            self._limits[(channel, sender, provider)] = cached
         return cached
 
     async def reserve(
-        self, channel: Channel, costs: list[int], sender: str = "", *, bulk: bool = False
+        self, channel: Channel, costs: list[int], sender: str = "", *, bulk: bool = False, provider: str = ""
     ) -> list[Grant]:
         """Reserve ``costs`` units for each delivery, in order, in one pipelined round trip.
 
@@ -69,7 +70,7 @@ class Limiter:
         limit's reservations at most that far ahead, and an agreement or transactional delivery
         always finds its units within ``HERALD_RATE_MAX_WAIT``: it is never sent to the
         scheduler to queue behind the campaign."""
-        limits = self.limits(channel, sender)
+        limits = self.limits(channel, sender, provider)
         if not limits or not costs:
             return [GRANTED_NOW for _ in costs]
         keys = [key for key, _ in limits]
@@ -82,14 +83,18 @@ class Limiter:
         return [Grant(bool(int(g)), int(w) / 1_000_000) for g, w in answers]
 
 
-def limits_for(settings: Settings, channel: Channel, sender: str = "") -> list[tuple[str, Rate]]:
-    """The limits of ``channel``'s provider (and of the sender number, for SMS)."""
+def limits_for(
+    settings: Settings, channel: Channel, sender: str = "", provider: str = ""
+) -> list[tuple[str, Rate]]:
+    """The limits of ``channel``'s ``provider`` (default: its first), and of the sender number
+    for SMS. Each provider of a channel has a limit of its own, at the channel's rate."""
     s = settings
-    provider, spec, burst = {
-        "sms": (s.sms_provider, s.rate_sms, s.rate_sms_burst),
-        "email": (s.email_provider, s.rate_email, s.rate_email_burst),
-        "push": (s.push_provider, s.rate_push, s.rate_push_burst),
+    spec, burst = {
+        "sms": (s.rate_sms, s.rate_sms_burst),
+        "email": (s.rate_email, s.rate_email_burst),
+        "push": (s.rate_push, s.rate_push_burst),
     }[channel]
+    provider = provider or s.providers(channel)[0]
     out: list[tuple[str, Rate]] = []
     rate = parse_rate(spec, burst)
     if rate is not None:

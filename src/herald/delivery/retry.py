@@ -15,6 +15,7 @@ import redis
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
+    retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
@@ -22,7 +23,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from herald.channels.base import RetryableError
+from herald.channels.base import Deferred, ProviderDown, RetryableError
 from herald.config import Settings
 
 log = logging.getLogger("herald.delivery.retry")
@@ -41,6 +42,12 @@ def _retry_after(state: RetryCallState) -> float:
     return 0.0
 
 
+def _quick(exc: BaseException) -> bool:
+    """Whether the quick tier tries again: a retryable error, but not a limit on the recipient
+    (it lasts minutes to a day) nor a provider that is down (its delivery goes elsewhere)."""
+    return isinstance(exc, RetryableError) and not isinstance(exc, Deferred | ProviderDown)
+
+
 def quick_retrying(settings: Settings) -> AsyncRetrying:
     """Tenacity's retrier for the quick tier (re-raises the last error when it gives up)."""
     budget = settings.quick_max_seconds
@@ -50,7 +57,7 @@ def quick_retrying(settings: Settings) -> AsyncRetrying:
         return max(backoff, _retry_after(state))
 
     return AsyncRetrying(
-        retry=retry_if_exception_type(RetryableError),
+        retry=retry_if_exception(_quick),
         # stop_before_delay sees the coming wait (backoff or Retry-After): never past the budget
         stop=stop_after_attempt(settings.quick_attempts) | stop_before_delay(budget),
         wait=wait,

@@ -18,7 +18,7 @@ from functools import partial
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from herald.channels import make_provider
+from herald.channels import make_provider, provider_class
 from herald.channels.base import Provider
 from herald.config import Settings
 from herald.delivery.batched import (
@@ -39,6 +39,8 @@ from herald.guards import Guard, default_guards
 from herald.models import Channel
 from herald.rendering.catalog import Catalog, cached_catalog
 from herald.rendering.renderer import Renderer
+from herald.routing.breaker import Breakers
+from herald.routing.router import SPLIT_PUSH, Router
 from herald.state import store
 from herald.state.redisconn import async_redis_client
 from herald.values.caps import parse_caps
@@ -65,7 +67,14 @@ class Runtime:
         self.keeper = Keeper(self.redis, self.scripts["keep"], self.holder, settings.hold_seconds)
         self.stopping = asyncio.Event()
         self._skew = 0.0  # Redis's clock (with the test offset) minus this host's, last seen
-        self._providers: dict[Channel, Provider] = {}
+        self.router = Router(settings)
+        guarded = self.router.guarded()
+        self.breakers = (
+            Breakers(settings, self.redis, self.scripts["breaker"], guarded, self.clock) if guarded else None
+        )
+        self._watching: asyncio.Task[None] | None = None
+        self._approved: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._providers: dict[tuple[Channel, str], Provider] = {}
         self._slots: dict[Channel, asyncio.Semaphore] = {}
         self._lock = asyncio.Lock()
         self._keeping: asyncio.Task[None] | None = None
@@ -103,28 +112,45 @@ class Runtime:
         self._skew = redis_now - time.time()
 
     def keep(self) -> None:
-        """Start renewing what this process holds (once per process)."""
+        """Start renewing what this process holds, and reporting to the breakers (once per
+        process)."""
+        loop = asyncio.get_running_loop()
         if self._keeping is None or self._keeping.done():
-            self._keeping = asyncio.get_running_loop().create_task(self.keeper.run())
+            self._keeping = loop.create_task(self.keeper.run())
+        if self.breakers is not None and (self._watching is None or self._watching.done()):
+            self._watching = loop.create_task(self.breakers.run())
 
-    def sender(self, channel: Channel) -> str:
+    def sender(self, channel: Channel, provider: str) -> str:
         """The sender whose own limit applies (the Twilio number or Messaging Service), if any."""
-        if channel == "sms" and self.settings.sms_provider == "twilio":
+        if channel == "sms" and provider == "twilio":
             return self.settings.twilio_from or self.settings.twilio_messaging_service_sid or ""
         return ""
 
-    async def provider(self, channel: Channel) -> Provider:
-        """The started provider for ``channel`` (built on first use)."""
-        provider = self._providers.get(channel)
+    def approved(self, names: list[str]) -> tuple[str, ...]:
+        """Of ``names``, the providers that send only approved templates (their code and
+        parameters are rendered with the message)."""
+        key = tuple(names)
+        found = self._approved.get(key)
+        if found is None:
+            found = tuple(n for n in names if n != SPLIT_PUSH and provider_class(n).approved_only)
+            self._approved[key] = found
+        return found
+
+    async def provider(self, channel: Channel, name: str | None = None) -> Provider:
+        """The started provider ``name`` for ``channel`` (default: the channel's first; built
+        on first use). The channel's send slots are sized by the first one built."""
+        name = name or self.router.names(channel)[0]
+        provider = self._providers.get((channel, name))
         if provider is None:
             async with self._lock:
-                provider = self._providers.get(channel)
+                provider = self._providers.get((channel, name))
                 if provider is None:
-                    provider = make_provider(channel, self.settings)
+                    provider = make_provider(channel, self.settings, name)
                     await provider.start()
-                    capacity = provider.capacity() or self.settings.in_flight
-                    self._slots[channel] = asyncio.Semaphore(min(capacity, self.settings.in_flight))
-                    self._providers[channel] = provider
+                    if channel not in self._slots:
+                        capacity = provider.capacity() or self.settings.in_flight
+                        self._slots[channel] = asyncio.Semaphore(min(capacity, self.settings.in_flight))
+                    self._providers[(channel, name)] = provider
         return provider
 
     def slot(self, channel: Channel) -> asyncio.Semaphore:
@@ -137,6 +163,8 @@ class Runtime:
         Redis pool."""
         if self._keeping is not None:
             self._keeping.cancel()
+        if self._watching is not None:
+            self._watching.cancel()
         with contextlib.suppress(*REDIS_DOWN):
             await self.keeper.hand_back(self.scripts["queued"])
         for provider in self._providers.values():

@@ -125,9 +125,10 @@ class Runner:
             self.stack.env = {
                 **os.environ,
                 **{k: v for k, v in self.stack.local_env(url).items() if k != "HERALD_LEDGER_URL"},
-                "HERALD_SMS_PROVIDER": "outbox",
-                "HERALD_EMAIL_PROVIDER": "outbox",
-                "HERALD_PUSH_PROVIDER": "outbox",
+                # the outbox unless the environment points a channel at a real provider
+                "HERALD_SMS_PROVIDER": os.environ.get("HERALD_SMS_PROVIDER") or "outbox",
+                "HERALD_EMAIL_PROVIDER": os.environ.get("HERALD_EMAIL_PROVIDER") or "outbox",
+                "HERALD_PUSH_PROVIDER": os.environ.get("HERALD_PUSH_PROVIDER") or "outbox",
             }
             api_port = self.api_port if port_free(self.api_port) else free_port()
             api_url = f"http://127.0.0.1:{api_port}"
@@ -289,6 +290,8 @@ class Runner:
             channels: dict[str, list[str]] = {}  # what happened -> the channels it happened on
             for d in view["deliveries"]:
                 what = "wait for the send window" if _night(d) else (d["outcome"] or d["state"])
+                if d.get("provider") and d["provider"] != "outbox" and not _night(d):
+                    what += f" ({d['provider']})"
                 channels.setdefault(what, []).append(d["channel"])
                 if d["outcome"] != "sent" and not _night(d):
                     surprises.append(f"{d['key']}: {d['outcome'] or d['state']} {d['reason']}")
@@ -300,7 +303,9 @@ class Runner:
             for line in surprises:
                 self.say(f"  {line}")
             return 1
-        self.say("[green]every sample delivery was sent to the outbox (or waits for the send window)[/green]")
+        sms = settings.providers("sms")
+        where = "to the outbox" if sms == ("outbox",) else f"(SMS through {', '.join(sms)})"
+        self.say(f"[green]every sample delivery was sent {where} (or waits for the send window)[/green]")
         return 0
 
     def _wait_final(self, client: redis.Redis, ids: list[str]) -> list[dict[str, Any]]:

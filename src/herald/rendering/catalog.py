@@ -29,6 +29,31 @@ class CatalogError(ValueError):
     """A kind folder is missing or malformed."""
 
 
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ApprovedSpec:
+    """A provider's pre-approved SMS template for a kind (``[sms.<provider>]`` in
+    ``kind.toml``): the template code per locale, each parameter as a small template rendered
+    in the reminder's context, and the longest value the provider accepts for a parameter.
+
+    Providers that send only approved text (Aliyun) get the code and the values; herald's own
+    ``sms.<locale>.j2`` stays the copy that counts segments and shows previews."""
+
+    provider: str
+    codes: dict[str, str]
+    params: dict[str, str]
+    max_param_chars: int = 35
+
+    def code_locale(self, locale: str) -> str | None:
+        """The most specific locale with a code: zh-CN -> zh -> en (None when none)."""
+        for candidate in (locale, locale.split("-")[0], FALLBACK_LOCALE):
+            if candidate in self.codes:
+                return candidate
+        return None
+
+
 @dataclass(frozen=True)
 class KindSpec:
     """One kind of reminder as its folder describes it."""
@@ -41,6 +66,8 @@ class KindSpec:
     locales: dict[Channel, frozenset[str]] = field(default_factory=dict)
     example_dates: dict[str, int] = field(default_factory=dict)
     html_locales: frozenset[str] = frozenset()
+    approved: dict[str, ApprovedSpec] = field(default_factory=dict)
+    """Approved SMS templates by provider name (``[sms.aliyun]``)."""
 
     def template_locale(self, channel: Channel, locale: str) -> str | None:
         """The most specific locale with a ``channel`` template: zh-CN -> zh -> en (None when
@@ -90,6 +117,7 @@ def _load_kind(folder: Path) -> KindSpec:
     dates = meta.get("example", {}).get("dates", {})
     if not all(isinstance(v, int) for v in dates.values()):
         raise CatalogError(f"{toml_path}: [example.dates] values must be whole days")
+    approved = _approved(toml_path, meta.get("sms", {}))
     locales: dict[Channel, set[str]] = {}
     html: set[str] = set()
     for path in folder.iterdir():
@@ -108,7 +136,46 @@ def _load_kind(folder: Path) -> KindSpec:
         locales={c: frozenset(locales[c]) for c in CHANNELS if c in locales},
         example_dates=dict(dates),
         html_locales=frozenset(html),
+        approved=approved,
     )
+
+
+def _approved(toml_path: Path, tables: Any) -> dict[str, ApprovedSpec]:
+    """The ``[sms.<provider>]`` tables of a ``kind.toml``, checked."""
+    if not isinstance(tables, dict):
+        raise CatalogError(f"{toml_path}: [sms] must be a table of providers, e.g. [sms.aliyun]")
+    found: dict[str, ApprovedSpec] = {}
+    for provider, table in tables.items():
+        where = f"{toml_path}: [sms.{provider}]"
+        if not isinstance(table, dict):
+            raise CatalogError(f"{where} must be a table")
+        codes = table.get("template_code", {})
+        if (
+            not isinstance(codes, dict)
+            or not codes
+            or not all(isinstance(v, str) and v.strip() for v in codes.values())
+        ):
+            raise CatalogError(
+                f'{where}: template_code must map locales to codes, e.g. {{ zh-CN = "SMS_1" }}'
+            )
+        params = table.get("params", {})
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            raise CatalogError(
+                f'{where}: params must map names to templates, e.g. {{ name = "{{{{ data.x }}}}" }}'
+            )
+        bad = [name for name in params if not _PARAM_NAME.match(name)]
+        if bad:
+            raise CatalogError(f"{where}: {bad[0]!r} is not a parameter name (letters, digits, _)")
+        limit = table.get("max_param_chars", 35)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise CatalogError(f"{where}: max_param_chars must be a whole number from 1 to 1000")
+        unknown = set(table) - {"template_code", "params", "max_param_chars"}
+        if unknown:
+            raise CatalogError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        found[provider] = ApprovedSpec(
+            provider, {k: v.strip() for k, v in codes.items()}, dict(params), limit
+        )
+    return found
 
 
 def load_catalog(root: Path) -> Catalog:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -51,6 +51,14 @@ class RenderError(ValueError):
 
 
 @dataclass(frozen=True)
+class Approved:
+    """A provider's approved template for one message: its code and the parameters' values."""
+
+    code: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Rendered:
     """One channel's rendered content. Unused parts are empty strings."""
 
@@ -61,6 +69,8 @@ class Rendered:
     subject: str = ""
     html: str = ""
     segments: SegmentCount | None = None
+    approved: dict[str, Approved] = field(default_factory=dict)
+    """For providers that send only approved templates (Aliyun): their code and values."""
 
     def content(self) -> dict[str, Any]:
         """The parts a provider sends, by name (only those this channel has)."""
@@ -163,6 +173,7 @@ class Renderer:
         self.catalog = catalog
         self.settings = settings
         self.env = make_environment(catalog.root)
+        self._params: dict[tuple[str, str, str], Template] = {}
 
     def resolve_locale(self, kind: str, channel: Channel, locale: str) -> str:
         """The most specific locale with a template: zh-CN -> zh -> en."""
@@ -220,8 +231,53 @@ class Renderer:
         except Exception as exc:  # a template may raise anything; report it, never crash
             raise _explain(exc, str(template.name)) from exc
 
-    def render(self, kind: str, channel: Channel, context: dict[str, Any]) -> Rendered:
-        """Render ``kind`` for ``channel``; raises RenderError naming the file and cause."""
+    def _param(self, kind: str, provider: str, name: str, source: str) -> Template:
+        key = (kind, provider, name)
+        template = self._params.get(key)
+        if template is None:
+            where = f"{kind}/kind.toml sms.{provider}.params.{name}"
+            try:
+                template = self.env.from_string(source)
+            except Exception as exc:
+                raise RenderError(f"{where}: {exc}") from exc
+            template.name = where
+            self._params[key] = template
+        return template
+
+    def approved(self, kind: str, provider: str, context: dict[str, Any]) -> Approved:
+        """``provider``'s approved template for ``kind`` in the recipient's locale: the code
+        and each parameter rendered; RenderError when the kind has none, no code for the
+        locale, or a value that is empty or too long."""
+        spec = self.catalog.get(kind).approved.get(provider)
+        if spec is None:
+            raise RenderError(
+                f"{kind}/kind.toml: no sms.{provider} approved template (template_code, params)"
+            )
+        locale = context["recipient"]["locale"]
+        code_locale = spec.code_locale(locale)
+        if code_locale is None:
+            raise RenderError(
+                f"{kind}/kind.toml sms.{provider}.template_code: none for {locale} or {FALLBACK_LOCALE}"
+            )
+        values: dict[str, str] = {}
+        for name, source in spec.params.items():
+            template = self._param(kind, provider, name, source)
+            value = " ".join(self._whole(template, context).split())
+            if not value:
+                raise RenderError(f"{template.name}: rendered empty")
+            if len(value) > spec.max_param_chars:
+                raise RenderError(
+                    f"{template.name}: {len(value)} characters, over the {spec.max_param_chars} "
+                    f"{provider} accepts for a parameter"
+                )
+            values[name] = value
+        return Approved(spec.codes[code_locale], values)
+
+    def render(
+        self, kind: str, channel: Channel, context: dict[str, Any], approved: tuple[str, ...] = ()
+    ) -> Rendered:
+        """Render ``kind`` for ``channel``; raises RenderError naming the file and cause.
+        ``approved`` names the providers (of an SMS) that also need their approved template."""
         locale = self.resolve_locale(kind, channel, context["recipient"]["locale"])
         base = f"{kind}/{channel}.{locale}"
         template = self._template(f"{base}.j2")
@@ -233,7 +289,8 @@ class Renderer:
                 count = check_segments(text, self.settings.sms_max_segments)
             except TooManySegments as exc:
                 raise RenderError(f"{base}.j2: {exc}") from exc
-            return Rendered(channel, locale, text=text, segments=count)
+            extra = {name: self.approved(kind, name, context) for name in approved}
+            return Rendered(channel, locale, text=text, segments=count, approved=extra)
         if channel == "push":
             title = self._block(template, "title", context)
             return Rendered(channel, locale, title=title, text=self._block(template, "body", context))

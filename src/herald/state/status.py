@@ -52,7 +52,9 @@ def _view(key: str, channel: str, state: dict[str, str], record: dict[str, str])
     if state or summary is None:
         return store.DeliveryView.from_hash(key, state)
     outcome, attempts, finished_at, reason = [*summary.split("|", 3), "", "", ""][:4]
+    attempts, _, provider = attempts.partition("@")
     folded = {
+        "provider": provider,
         "channel": channel,
         "state": outcome,
         "outcome": outcome,

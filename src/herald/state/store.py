@@ -64,6 +64,7 @@ SCRIPTS = (
     "cancel",
     "compact",
     "optout",
+    "breaker",
 )
 RECONCILE = PREFIX + "reconcile"
 
@@ -184,6 +185,8 @@ class DeliveryView:
     finished_at: str | None
     not_before: str | None
     expires_at: str | None
+    provider: str | None = None
+    """The provider that was called last (the one that sent it, once sent)."""
 
     @classmethod
     def from_hash(cls, key: str, h: dict[str, str]) -> DeliveryView:
@@ -200,4 +203,5 @@ class DeliveryView:
             finished_at=iso_or_none(h.get("finished_at")),
             not_before=iso_or_none(h.get("not_before")),
             expires_at=iso_or_none(h.get("expires_at")),
+            provider=text_or_none(h.get("provider")),
         )

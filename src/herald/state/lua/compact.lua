@@ -6,7 +6,7 @@
 -- Only a final outcome nobody acts on any more is folded: a delivery in doubt or dead (an
 -- operator resolves or replays it), or back in work, stays whole; it is only taken off the set
 -- (the ledger adds it again when it finishes anew). The summary, field `c:<channel>`:
---   <outcome>|<attempts>|<finished_at>|<reason>      (the reason last: it may hold '|')
+--   <outcome>|<attempts>[@<provider>]|<finished_at>|<reason>   (the reason last: it may hold '|')
 -- Once every delivery of a reminder is folded its body is deleted too (a record that still
 -- holds the body as a field, from before bodies had their own key, is rewritten without it).
 -- The record keeps its expiry: idempotency (the digest) lasts as long as before.
@@ -19,12 +19,14 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3])
 local folded = 0
 for _, member in ipairs(due) do
   local dkey = ARGV[1] .. 'd:' .. member
-  local d = redis.call('HMGET', dkey, 'state', 'attempts', 'finished_at', 'reason', 'reminder_id', 'channel')
+  local d = redis.call('HMGET', dkey, 'state', 'attempts', 'finished_at', 'reason', 'reminder_id', 'channel',
+                           'provider')
   if d[1] and FOLDED[d[1]] and d[5] and d[6] then
     local rid = d[5]
     local rkey = ARGV[1] .. 'r:' .. rid
     if redis.call('EXISTS', rkey) == 1 then
-      local summary = table.concat({d[1], d[2] or '0', d[3] or '', d[4] or ''}, '|')
+      local attempts = (d[2] or '0') .. (d[7] and ('@' .. d[7]) or '')
+      local summary = table.concat({d[1], attempts, d[3] or '', d[4] or ''}, '|')
       redis.call('HSET', rkey, 'c:' .. d[6], summary)
       local whole = true
       for channel in string.gmatch(redis.call('HGET', rkey, 'channels') or '', '[^,]+') do
