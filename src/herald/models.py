@@ -116,9 +116,32 @@ TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_
 LocaleName = Annotated[str, StringConstraints(max_length=16), AfterValidator(_locale)]
 
 
+APNS_PREFIX = "apns:"
+"""Marks an APNs device token (``apns:`` and its hexadecimal digits); a push token without it
+(or with ``fcm:``) is an FCM registration token."""
+FCM_PREFIX = "fcm:"
+_APNS_DEVICE = re.compile(r"[0-9A-Fa-f]{64,200}")
+_HEX = re.compile(r"[0-9A-Fa-f]*")
+
+
 def _push_token(value: str) -> str:
     if not value.isascii() or not value.isprintable() or " " in value:
         raise ValueError("must be a device token: printable ASCII, no spaces or control characters")
+    if value.startswith(APNS_PREFIX):
+        device = value[len(APNS_PREFIX) :]
+        if not _APNS_DEVICE.fullmatch(device):
+            found = (
+                f"{len(device)} hexadecimal digits"
+                if _HEX.fullmatch(device)
+                else "other characters than hexadecimal digits"
+            )
+            raise ValueError(
+                f"is an APNs token ({APNS_PREFIX}) with {found} after the prefix; "
+                "an APNs device token is 64 to 200 hexadecimal digits"
+            )
+        return APNS_PREFIX + device.lower()  # one spelling, so opt-outs and duplicates match
+    if value == FCM_PREFIX:
+        raise ValueError(f"is an FCM token ({FCM_PREFIX}) with nothing after the prefix")
     return value
 
 

@@ -35,9 +35,10 @@ Provider by provider:
   timeout, ``Throttling*``, ``*FLOW_CONTROL``, ``ServiceUnavailable``, ``SignatureNonceUsed``, 429,
   503. Ambiguous: ``isp.*`` (``isp.SYSTEM_ERROR``), ``InternalError``, 500 / 502 / 504, read timeout
   or connection lost after sending (``SendSms`` has no idempotency key).
-- APNs. Permanent: other 4xx (BadTopic, MissingTopic, PayloadTooLarge, BadCollapseId, 403
-  Forbidden...). Opted out: 410 Unregistered, 400 BadDeviceToken and DeviceTokenNotForTopic (the
-  token is dropped). Safe to retry: connection refused, connect timeout, 429 TooManyRequests,
+- APNs. Permanent: 400 BadDeviceToken and DeviceTokenNotForTopic (never opt-outs: APNs answers
+  them for every token when the environment or topic is configured wrong), other 4xx (BadTopic,
+  MissingTopic, PayloadTooLarge, BadCollapseId, 403 Forbidden...). Opted out: 410 Unregistered
+  (the token is dropped). Safe to retry: connection refused, connect timeout, 429 TooManyRequests,
   503 ServiceUnavailable / Shutdown (Retry-After), 403 ExpiredProviderToken / InvalidProviderToken
   once a new provider token was refused too. Ambiguous: read timeout or connection lost after
   sending, 500 InternalServerError, 502, 504.

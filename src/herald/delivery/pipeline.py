@@ -255,9 +255,16 @@ def _not_claimed(
     return Later(d.key, until, reason, token, release=bool(token))
 
 
-def _choose(rt: Runtime, names: list[str]) -> Choice:
-    """The first provider of the route whose breaker is closed (with one, that one)."""
-    if rt.breakers is None or len(names) == 1:
+def _choose(rt: Runtime, names: list[str], retries: int = 0) -> Choice:
+    """The provider for this attempt: the route's first whose breaker is closed, starting one
+    further along the route for each retryable failure the delivery had (a retryable error
+    means nothing was accepted, so its next attempt tries the next provider even while too few
+    calls failed to open a breaker); with one provider, that one."""
+    if len(names) == 1:
+        return Choice(names[0])
+    turn = retries % len(names)
+    names = names[turn:] + names[:turn]
+    if rt.breakers is None:
         return Choice(names[0])
     skipped: list[str] = []
     for name in names:
@@ -382,7 +389,7 @@ async def _deliver(rt: Runtime, report: BatchReport, d: Delivery, message: Messa
     """One delivery from its send slot to its record, through the first provider of its route
     (``names``) whose breaker is closed."""
     channel = d.channel
-    choice = _choose(rt, names)
+    choice = _choose(rt, names, int(d.state.get("retries") or 0))
     if choice.provider is None:
         reason = f"every provider of its route is skipped (breakers open: {', '.join(choice.skipped)})"
         await record(rt, report, Later(d.key, max(choice.until, rt.clock() + FAILOVER_DELAY), reason))

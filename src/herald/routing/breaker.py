@@ -31,6 +31,7 @@ from herald.channels.base import (
     Deferred,
     PermanentError,
     ProviderDown,
+    ProviderError,
     RetryableError,
 )
 from herald.config import Settings
@@ -123,7 +124,8 @@ class Breakers:
             tally.failed += 1
         elif kind == "down":
             tally.failed += 1
-            tally.down = f"{provider} is down: {exc}"[:300]
+            why = exc.reason() if isinstance(exc, ProviderError) else str(exc)
+            tally.down = f"{provider} is down: {why}"[:300]
             self._open_until[provider] = max(
                 self._open_until[provider], self.now() + self.settings.breaker_cooldown
             )
