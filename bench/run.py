@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py                      # every scenario, defaults below
     .venv/bin/python bench/run.py bulk --reminders 20000 --latency 0.2
 
-Starts its own redis-server, a Twilio stand-in answering after ``--latency`` seconds, and
+Starts its own redis-server, Twilio and Aliyun stand-ins answering after ``--latency`` seconds, and
 ``herald worker --processes N`` plus ``herald scheduler``; enqueues reminders and prints
 deliveries/s, enqueue-to-provider latency (p50 / p99, from each delivery's accepted_at and
 finished_at in Redis), CPU time per delivery by process (producer, workers, Redis), the enqueue
@@ -38,6 +38,7 @@ from herald.holds.suppression import SuppressionStore  # noqa: E402
 from herald.intake.producer import Producer  # noqa: E402
 from herald.ops.stack import HERALD, LocalStack  # noqa: E402
 from tests.harness import make_reminder  # noqa: E402
+from tests.standins.aliyun import FakeAliyunSMS  # noqa: E402
 from tests.standins.twilio import FakeTwilio  # noqa: E402
 
 SENDER = "+15005550006"
@@ -52,6 +53,7 @@ class Bench:
     args: argparse.Namespace
     home: Path
     twilio: FakeTwilio | None = None
+    aliyun: FakeAliyunSMS | None = None
     stack: LocalStack = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,9 +75,11 @@ class Bench:
     def start_servers(self) -> None:
         self.stack.start_redis()
         self.twilio = FakeTwilio(latency=self.args.latency).start()
+        self.aliyun = FakeAliyunSMS(latency=self.args.latency).start()
 
     def configure(self, provider: str, **extra: str) -> None:
         assert self.twilio is not None
+        assert self.aliyun is not None
         self.stack.configure(
             {
                 "HERALD_TEMPLATES_DIR": str(ROOT / "templates"),
@@ -84,6 +88,10 @@ class Bench:
                 "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
                 "HERALD_TWILIO_FROM": SENDER,
                 "HERALD_TWILIO_API_BASE": self.twilio.url,
+                "ALIBABA_CLOUD_ACCESS_KEY_ID": self.aliyun.access_key_id,
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET": self.aliyun.access_key_secret,
+                "HERALD_ALIYUN_SIGN_NAME": self.aliyun.sign_name,
+                "HERALD_ALIYUN_SMS_ENDPOINT": self.aliyun.url,
                 "HERALD_PROVIDER_TIMEOUT": "30",
                 "HERALD_SEND_WINDOW": "00:00-24:00",
                 "HERALD_RATE_SMS": "1000000/s",  # the limiter runs, but does not limit
@@ -98,7 +106,9 @@ class Bench:
         client.flushall()
         SuppressionStore(client).initialize("bench")
         assert self.twilio is not None
+        assert self.aliyun is not None
         self.twilio.reset()
+        self.aliyun.reset()
         (self.home / "outbox").mkdir(exist_ok=True)
         for path in (self.home / "outbox").glob("*.jsonl"):
             path.unlink()
@@ -141,6 +151,8 @@ class Bench:
         self.stack.close()
         if self.twilio is not None:
             self.twilio.stop()
+        if self.aliyun is not None:
+            self.aliyun.stop()
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> None:
@@ -241,7 +253,7 @@ def scenario_bulk(bench: Bench, provider: str) -> float:
     rate = n / elapsed
     report(
         f"bulk: {n:,} SMS reminders, provider {provider}"
-        + (f" ({bench.args.latency * 1000:.0f} ms)" if provider == "twilio" else "")
+        + (f" ({bench.args.latency * 1000:.0f} ms)" if provider != "outbox" else "")
         + f", {bench.args.workers} worker processes",
         [
             ("deliveries/s", f"{rate:,.0f}  (enqueue start to last delivery, {elapsed:.1f} s)"),
@@ -252,7 +264,7 @@ def scenario_bulk(bench: Bench, provider: str) -> float:
                 "CPU per delivery",
                 f"workers {cpu_workers / n * 1e3:.2f} ms, redis {cpu_redis / n * 1e3:.2f} ms, "
                 f"producer {cpu_producer / n * 1e3:.2f} ms"
-                + (f", Twilio stand-in {cpu_here / n * 1e3:.2f} ms" if provider == "twilio" else ""),
+                + (f", {provider} stand-in {cpu_here / n * 1e3:.2f} ms" if provider != "outbox" else ""),
             ),
             (
                 "Redis per delivery",
@@ -648,6 +660,7 @@ def main() -> None:
             elif name == "bulk":
                 figures["bulk-outbox"] = scenario_bulk(bench, "outbox")
                 figures["bulk-twilio"] = scenario_bulk(bench, "twilio")
+                figures["bulk-aliyun"] = scenario_bulk(bench, "aliyun")
             elif name == "enqueue":
                 figures["enqueue"] = scenario_enqueue(bench)
             elif name == "trickle":
@@ -666,7 +679,7 @@ def main() -> None:
         bench.close()
     if "noop" in figures:
         rows = []
-        for key in ("bulk-outbox", "bulk-twilio", "trickle"):
+        for key in ("bulk-outbox", "bulk-twilio", "bulk-aliyun", "trickle"):
             if key in figures:
                 rows.append(
                     (

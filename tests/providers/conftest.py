@@ -14,6 +14,7 @@ import pytest
 
 from herald.ops.embedded import free_port
 from tests.harness import Herald, running_herald
+from tests.standins.apns import FakeAPNs
 from tests.standins.fcm import FakeFCM
 from tests.standins.smtp import FakeSMTP
 from tests.standins.twilio import FakeTwilio
@@ -27,13 +28,14 @@ SMTP_USER, SMTP_PASSWORD = "herald", "relay-password-123"
 class Providers:
     """The stand-ins behind the running system."""
 
-    def __init__(self, twilio: FakeTwilio, smtp: FakeSMTP, fcm: FakeFCM) -> None:
+    def __init__(self, twilio: FakeTwilio, smtp: FakeSMTP, fcm: FakeFCM, apns: FakeAPNs) -> None:
         self.twilio = twilio
         self.smtp = smtp
         self.fcm = fcm
+        self.apns = apns
 
     def reset(self) -> None:
-        for fake in (self.twilio, self.smtp, self.fcm):
+        for fake in (self.twilio, self.smtp, self.fcm, self.apns):
             fake.reset()
 
 
@@ -42,12 +44,13 @@ def providers() -> Iterator[Providers]:
     twilio = FakeTwilio()
     smtp = FakeSMTP(tls="starttls", username=SMTP_USER, password=SMTP_PASSWORD)
     fcm = FakeFCM(project_id="herald-test")
-    for fake in (twilio, smtp, fcm):
+    apns = FakeAPNs()
+    for fake in (twilio, smtp, fcm, apns):
         fake.start()
     try:
-        yield Providers(twilio, smtp, fcm)
+        yield Providers(twilio, smtp, fcm, apns)
     finally:
-        for fake in (twilio, smtp, fcm):
+        for fake in (twilio, smtp, fcm, apns):
             fake.stop()
 
 
@@ -58,7 +61,7 @@ def real(providers: Providers, tmp_path_factory: pytest.TempPathFactory, repo_ro
     env = {
         "HERALD_SMS_PROVIDER": "twilio",
         "HERALD_EMAIL_PROVIDER": "smtp",
-        "HERALD_PUSH_PROVIDER": "fcm",
+        "HERALD_PUSH_PROVIDER": "fcm,apns",  # each token to its own service
         "TWILIO_ACCOUNT_SID": providers.twilio.account_sid,
         "TWILIO_AUTH_TOKEN": providers.twilio.auth_token,
         "HERALD_TWILIO_FROM": SENDER,
@@ -73,6 +76,12 @@ def real(providers: Providers, tmp_path_factory: pytest.TempPathFactory, repo_ro
         "GOOGLE_APPLICATION_CREDENTIALS": str(providers.fcm.write_service_account(home / "fcm-key.json")),
         "HERALD_FCM_PROJECT_ID": "herald-test",
         "HERALD_FCM_API_BASE": providers.fcm.url,
+        "HERALD_APNS_KEY_FILE": str(providers.apns.write_key(home / "AuthKey_apns.p8")),
+        "HERALD_APNS_KEY_ID": providers.apns.key_id,
+        "HERALD_APNS_TEAM_ID": providers.apns.team_id,
+        "HERALD_APNS_TOPIC": providers.apns.topic,
+        "HERALD_APNS_API_BASE": providers.apns.url,
+        "HERALD_APNS_CA_FILE": str(providers.apns.cert_path),
         "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
         "HERALD_API_PORT": str(api_port),
         "HERALD_SECRET_KEY": "test-secret-key-for-links-0123456789",

@@ -7,8 +7,8 @@ breakers run on their defaults (10 calls, half failing, over 30 s; 60 s of cool-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -227,4 +227,4 @@ def test_an_outage_moves_traffic_to_the_next_provider_with_nothing_lost_or_sent_
     assert all(system.delivery(k)["provider"] == "twilio" for k in keys)
     listing = system.cli("status", keys[0].split(":")[0])
     assert "provider breakers" in listing.stdout
-    assert "aliyun (open)" in listing.stdout
+    assert "calls failed" in listing.stdout

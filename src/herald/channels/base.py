@@ -84,6 +84,8 @@ class SendResult:
     detail: dict[str, Any] = field(default_factory=dict)
     drop_addresses: tuple[str, ...] = ()
     """Addresses the provider says are gone for good (e.g. unregistered push tokens)."""
+    via: str = ""
+    """Which service accepted it, when the provider is several (``fcm+apns``); else empty."""
 
 
 class ProviderError(Exception):

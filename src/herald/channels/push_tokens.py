@@ -151,4 +151,5 @@ class PushByToken(Provider):
             else:
                 raise answer  # cancelled: not ours to swallow
         result = merge_results(parts)
-        return dataclasses.replace(result, detail={**result.detail, "services": details})
+        via = "+".join(service for service, part in parts if isinstance(part, SendResult))
+        return dataclasses.replace(result, detail={**result.detail, "services": details}, via=via)

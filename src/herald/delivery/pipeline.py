@@ -365,8 +365,9 @@ async def _request(
     except Exception as exc:  # unknown: the provider may have accepted it
         log.exception("provider %s raised for %s", provider.name, message.key)
         return _ambiguous(rt, d, token, f"unexpected error: {type(exc).__name__}", tag), []
-    metrics.record_sent(d.channel, provider.name)
-    extra = {"provider": provider.name, "provider_ref": result.provider_ref}
+    via = result.via or provider.name
+    metrics.record_sent(d.channel, via)
+    extra = {"provider": via, "provider_ref": result.provider_ref}
     ref = result.provider_ref if provider.receipts else ""
     return Finish(d.key, Outcome.SENT, "", token, extra, ref=ref), list(result.drop_addresses)
 
