@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -545,3 +546,14 @@ def test_tokens_of_a_service_not_enabled_fail_without_dropping_them(
     assert "no provider for apns tokens" in mixed.detail["failed"]["apns"]
     assert len(fcm.accepted_for(android)) == 1
     assert apns.requests == 0
+
+
+def test_a_notification_is_kept_for_an_offline_device_until_its_reminder_expires(
+    apns: FakeAPNs, settings: Settings, catalog: Catalog
+) -> None:
+    token = "apns:" + "c" * 64
+    expires = 1_900_000_000.0
+    result = send_one(settings, dataclasses.replace(message(catalog, settings, token), expires_at=expires))
+    assert isinstance(result, SendResult)
+    (record,) = apns.accepted_for(token)
+    assert record["expiration"] == "1900000000"

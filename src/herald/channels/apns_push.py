@@ -250,7 +250,8 @@ class APNsPushProvider(Provider):
             "apns-topic": str(self.settings.apns_topic),
             "apns-push-type": "alert",
             "apns-priority": "10",
-            "apns-expiration": "0",
+            # APNs keeps it for an offline device until the reminder expires (0: try once)
+            "apns-expiration": str(int(message.expires_at)) if message.expires_at else "0",
             "apns-collapse-id": collapse_id(message.reminder_id),
         }
 

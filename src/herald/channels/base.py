@@ -70,6 +70,9 @@ class Message:
     channel: Channel
     address: str | list[str]
     rendered: Rendered
+    expires_at: float | None = None
+    """When the reminder stops being worth delivering (epoch seconds): a provider that keeps a
+    message for a device that is offline (APNs) keeps it until then, never longer."""
 
     def masked_address(self) -> str:
         """The address with personal data masked, for logs."""

@@ -220,6 +220,7 @@ def _message(d: Delivery, rendered_channel: Channel, rt: Runtime, approved: tupl
         channel=d.channel,
         address=address,
         rendered=rendered,
+        expires_at=d.time("expires_at"),
     )
 
 
