@@ -557,3 +557,17 @@ def test_a_notification_is_kept_for_an_offline_device_until_its_reminder_expires
     assert isinstance(result, SendResult)
     (record,) = apns.accepted_for(token)
     assert record["expiration"] == "1900000000"
+
+
+def test_fcm_alone_sends_an_fcm_prefixed_token_without_its_prefix(
+    fcm: FakeFCM, both: Settings, catalog: Catalog
+) -> None:
+    token = fresh_token()
+
+    async def scenario() -> SendResult | ProviderError:
+        async with started(FCMPushProvider("push", both)) as provider:
+            return await answer(provider, message(catalog, both, "fcm:" + token))
+
+    result = run(scenario())
+    assert isinstance(result, SendResult)
+    assert len(fcm.accepted_for(token)) == 1

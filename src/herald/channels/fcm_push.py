@@ -30,6 +30,7 @@ from herald.channels.base import (
     SendResult,
 )
 from herald.channels.http import make_session, retry_after, status_error, transport_error
+from herald.models import FCM_PREFIX
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 REFRESH_MARGIN = timedelta(minutes=5)
@@ -111,7 +112,7 @@ class FCMPushProvider(Provider):
         return orjson.dumps(
             {
                 "message": {
-                    "token": token,
+                    "token": token.removeprefix(FCM_PREFIX),  # fcm: only says which service
                     "notification": {"title": content["title"], "body": content["body"]},
                     "data": {"reminder_id": message.reminder_id, "kind": message.kind},
                     "android": {"priority": "high"},
