@@ -34,6 +34,7 @@ ensure_oracle
 ensure_contract
 ensure_chromium
 ensure_compose
+ensure_promtool
 static_checks
 say "pytest"
 .venv/bin/pytest tests --ignore=tests/faults "$@"

@@ -117,6 +117,19 @@ ensure_chromium() {  # the operator page's browser tests drive Debian's headless
   command -v chromium >/dev/null || die "chromium is still missing after installing it"
 }
 
+ensure_promtool() {  # deploy/alerts.yml is checked and unit-tested by Prometheus's own promtool
+  if ! command -v promtool >/dev/null; then
+    # Debian's prometheus package ships promtool; keep its service from starting while installing
+    local policy=/usr/sbin/policy-rc.d made=""
+    if [ "$(id -u)" = 0 ] && [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made=1
+    fi
+    apt_install prometheus
+    if [ -n "$made" ]; then rm -f "$policy"; fi
+  fi
+  command -v promtool >/dev/null || die "promtool is still missing after installing prometheus"
+}
+
 ensure_compose() {  # deploy/compose.yaml is checked by a real Compose implementation (`config`, no daemon)
   command -v docker-compose >/dev/null || apt_install docker-compose
   command -v docker-compose >/dev/null || die "docker-compose is still missing after installing it"

@@ -14,9 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from herald import clock
 from herald.config import Settings
+from herald.holds.suppression import SuppressionStore
 from herald.ops.embedded import free_port
 from herald.ops.metrics import RedisCollector, redis_for_metrics
 from herald.state import store
+from herald.state.fanout import publish_to_lanes
 from herald.state.queues import ALL_QUEUES, SMS_BULK, TASK_DELIVER, make_celery
 from tests.harness import redis_of_its_own
 
@@ -75,6 +77,38 @@ def test_the_collector_reports_what_redis_holds(redis_url: str) -> None:
     assert values[("herald_leases", ())] == 1
     assert values[("herald_deadletter_entries", ())] == 4
     assert values[("herald_redis_up", ())] == 1
+
+
+def test_the_collector_reports_the_oldest_message_the_hold_store_and_the_ledger_backlog(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    app = make_celery(Settings(redis_url=redis_url))
+    monkeypatch.setenv("HERALD_CLOCK_OFFSET", "-600")  # published ten minutes ago
+    publish_to_lanes(app, ["r-1:sms"], {"r-1:sms": "collection"}, 100)
+    client.xadd(store.EVENTS, {"key": "r-1:sms"}, id=f"{int((clock.time() - 120) * 1000)}-0")
+    monkeypatch.setenv("HERALD_CLOCK_OFFSET", "0")
+
+    values = scrape(RedisCollector(redis_for_metrics(redis_url)))
+
+    oldest = values[
+        ("herald_queue_oldest_seconds", (("channel", "sms"), ("lane", "bulk"), ("queue", SMS_BULK)))
+    ]
+    assert 600 <= oldest < 660
+    assert all(
+        v == 0
+        for (n, labels), v in values.items()
+        if n == "herald_queue_oldest_seconds" and ("queue", SMS_BULK) not in labels
+    )
+    assert values[("herald_suppression_populated", ())] == 0
+    assert values[("herald_ledger_backlog_entries", ())] == 1
+    assert 720 <= values[("herald_ledger_lag_seconds", ())] < 780  # 600 + 120 before real now
+    SuppressionStore(client).initialize("test")
+    client.delete(store.EVENTS)
+    values = scrape(RedisCollector(redis_for_metrics(redis_url)))
+    assert values[("herald_suppression_populated", ())] == 1
+    assert values[("herald_ledger_lag_seconds", ())] == 0
 
 
 def test_an_unreachable_redis_is_reported_not_raised() -> None:

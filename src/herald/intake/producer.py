@@ -28,7 +28,7 @@ from herald.intake.validation import FieldError, ReminderInvalid, parse_reminder
 from herald.models import Reminder, State, delivery_key
 from herald.rendering.catalog import Catalog, cached_catalog
 from herald.state import store
-from herald.state.fanout import mark_queued, publish_to_lanes
+from herald.state.fanout import mark_queued, publish_to_lanes, published_header
 from herald.state.queues import INTAKE, TASK_INTAKE, make_celery
 from herald.state.redisconn import settings_client
 
@@ -266,7 +266,10 @@ class Producer:
         else:
             for start in range(0, len(deliveries), s.intake_batch):
                 self.celery.send_task(
-                    TASK_INTAKE, args=[deliveries[start : start + s.intake_batch]], queue=INTAKE
+                    TASK_INTAKE,
+                    args=[deliveries[start : start + s.intake_batch]],
+                    queue=INTAKE,
+                    headers=published_header(),
                 )
         mark_queued(self.redis, deliveries, s.visibility_timeout)
 

@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 
+import orjson
 import redis
 from kombu.transport.redis import PRIORITY_STEPS
 from kombu.transport.redis import Channel as KombuChannel
@@ -30,7 +31,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from herald import clock
+from herald.holds import suppression
 from herald.state import store
+from herald.state.fanout import PUBLISHED_AT
 from herald.state.queues import ALL_QUEUES, BULK_QUEUES, CHANNEL_QUEUES, INTAKE
 from herald.state.redisconn import redis_client
 
@@ -47,6 +50,21 @@ def _lane(queue: str) -> tuple[str, str]:
         if name == queue:
             return channel, "bulk"
     return "", ""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _published_at(message: bytes | str | None) -> float | None:
+    """When a queued message was published (herald's header), None for no message or another's."""
+    if message is None:
+        return None
+    try:
+        value = orjson.loads(message).get("headers", {}).get(PUBLISHED_AT)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def broker_lists(queue: str) -> list[str]:
@@ -86,8 +104,17 @@ class RedisCollector(Collector):
                 pipe.zcard(store.IN_DOUBT)
                 pipe.xlen(store.DEADLETTER)
                 pipe.hget(store.RECONCILE, "republished")
+                pipe.exists(suppression.MARKER)
+                pipe.xlen(store.EVENTS)
                 pipe.info("memory")
-                *counts, memory = pipe.execute()
+                pipe.xrange(store.EVENTS, count=1)
+                for queue in ALL_QUEUES:
+                    for name in broker_lists(queue):
+                        pipe.lindex(name, -1)  # kombu pushes left and pops right: the oldest
+                results = pipe.execute()
+                lists = len(ALL_QUEUES) * len(PRIORITY_STEPS)
+                *counts, memory, first_event = results[:-lists]
+                oldest = results[-lists:]
                 answers = [int(a or 0) for a in counts]
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics: cannot read Redis: %s", exc)
@@ -105,6 +132,16 @@ class RedisCollector(Collector):
         for i, queue in enumerate(ALL_QUEUES):
             depth.add_metric([queue, *_lane(queue)], sum(answers[i * steps : (i + 1) * steps]))
         yield depth
+        age = GaugeMetricFamily(
+            "herald_queue_oldest_seconds",
+            "How long the oldest message of a broker queue has waited (0: the queue is empty).",
+            labels=["queue", "channel", "lane"],
+        )
+        for i, queue in enumerate(ALL_QUEUES):
+            published = [_published_at(m) for m in oldest[i * steps : (i + 1) * steps]]
+            found = [t for t in published if t is not None]
+            age.add_metric([queue, *_lane(queue)], max(0.0, now - min(found)) if found else 0.0)
+        yield age
         rest = iter(answers[len(ALL_QUEUES) * steps :])
         for name, doc in (
             ("herald_broker_unacked", "Messages delivered to workers and not yet acknowledged."),
@@ -125,6 +162,25 @@ class RedisCollector(Collector):
             "herald_reconciled",
             "Deliveries the reconciler re-published because the broker had lost them (every reconciler).",
             value=next(rest),
+        )
+        yield GaugeMetricFamily(
+            "herald_suppression_populated",
+            "1 while the suppression store's marker is in Redis; 0: nothing is sent (fail closed) until "
+            "`herald suppress rebuild` or `init`.",
+            value=next(rest),
+        )
+        yield GaugeMetricFamily(
+            "herald_ledger_backlog_entries",
+            "Outcomes and changes in Redis's events stream not yet copied into the ledger.",
+            value=next(rest),
+        )
+        lag = 0.0
+        if first_event:
+            lag = max(0.0, now - int(_text(first_event[0][0]).split("-")[0]) / 1000)
+        yield GaugeMetricFamily(
+            "herald_ledger_lag_seconds",
+            "Age of the oldest event not yet copied into the ledger (0: the ledger writer is caught up).",
+            value=lag,
         )
         yield GaugeMetricFamily(
             "herald_redis_memory_used_bytes",

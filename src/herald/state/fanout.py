@@ -81,6 +81,16 @@ def mark_queued(client: redis.Redis, keys: list[str], seconds: float, holder: st
     return moved
 
 
+PUBLISHED_AT = "herald_published_at"
+"""The message header holding when it was published (epoch seconds, herald's clock): how long the
+oldest message of a queue has waited (``herald_queue_oldest_seconds``)."""
+
+
+def published_header() -> dict[str, float]:
+    """The headers herald adds to every message it publishes."""
+    return {PUBLISHED_AT: round(clock.time(), 3)}
+
+
 def publish_to_lanes(app: Celery, keys: list[str], categories: dict[str, str], batch: int) -> list[str]:
     """Publish ``keys`` whose categories are known to their lane queues, ``batch`` per message.
 
@@ -89,5 +99,6 @@ def publish_to_lanes(app: Celery, keys: list[str], categories: dict[str, str], b
     groups, bad = group_by_queue(keys, categories)
     for (channel, queue), queue_keys in groups.items():
         for start in range(0, len(queue_keys), batch):
-            app.send_task(TASK_DELIVER, args=[channel, queue_keys[start : start + batch]], queue=queue)
+            args = [channel, queue_keys[start : start + batch]]
+            app.send_task(TASK_DELIVER, args=args, queue=queue, headers=published_header())
     return bad
