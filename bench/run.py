@@ -84,14 +84,8 @@ class Bench:
             {
                 "HERALD_TEMPLATES_DIR": str(ROOT / "templates"),
                 "HERALD_SMS_PROVIDER": provider,
-                "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
-                "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
-                "HERALD_TWILIO_FROM": SENDER,
-                "HERALD_TWILIO_API_BASE": self.twilio.url,
-                "ALIBABA_CLOUD_ACCESS_KEY_ID": self.aliyun.access_key_id,
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET": self.aliyun.access_key_secret,
-                "HERALD_ALIYUN_SIGN_NAME": self.aliyun.sign_name,
-                "HERALD_ALIYUN_SMS_ENDPOINT": self.aliyun.url,
+                **self.twilio.herald_env(SENDER),
+                **self.aliyun.herald_env(),
                 "HERALD_PROVIDER_TIMEOUT": "30",
                 "HERALD_SEND_WINDOW": "00:00-24:00",
                 "HERALD_RATE_SMS": "1000000/s",  # the limiter runs, but does not limit

@@ -54,6 +54,28 @@ def providers() -> Iterator[Providers]:
             fake.stop()
 
 
+SHORT_WAITS = {
+    "HERALD_CONNECT_TIMEOUT": "2",
+    "HERALD_PROVIDER_TIMEOUT": "1.5",
+    "HERALD_QUICK_ATTEMPTS": "3",
+    "HERALD_QUICK_MAX_SECONDS": "2",
+    "HERALD_RETRY_BASE": "60",
+    "HERALD_RETRY_DEADLINE": "3600",
+}
+"""Timeouts and retry delays short enough that every failure mode shows within a test (the
+retries come due by moving the clock, never by waiting)."""
+
+
+def served_env(api_port: int) -> dict[str, str]:
+    """The API on ``api_port`` (callbacks and links point at it), a secret key, short waits."""
+    return {
+        "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+        "HERALD_API_PORT": str(api_port),
+        "HERALD_SECRET_KEY": "test-secret-key-for-links-0123456789",
+        **SHORT_WAITS,
+    }
+
+
 @pytest.fixture(scope="session")
 def real(providers: Providers, tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Herald]:
     home = tmp_path_factory.mktemp("herald-real")
@@ -62,10 +84,7 @@ def real(providers: Providers, tmp_path_factory: pytest.TempPathFactory, repo_ro
         "HERALD_SMS_PROVIDER": "twilio",
         "HERALD_EMAIL_PROVIDER": "smtp",
         "HERALD_PUSH_PROVIDER": "fcm,apns",  # each token to its own service
-        "TWILIO_ACCOUNT_SID": providers.twilio.account_sid,
-        "TWILIO_AUTH_TOKEN": providers.twilio.auth_token,
-        "HERALD_TWILIO_FROM": SENDER,
-        "HERALD_TWILIO_API_BASE": providers.twilio.url,
+        **providers.twilio.herald_env(SENDER),
         "HERALD_SMTP_HOST": providers.smtp.host,
         "HERALD_SMTP_PORT": str(providers.smtp.port),
         "HERALD_SMTP_TLS": "starttls",
@@ -82,15 +101,7 @@ def real(providers: Providers, tmp_path_factory: pytest.TempPathFactory, repo_ro
         "HERALD_APNS_TOPIC": providers.apns.topic,
         "HERALD_APNS_API_BASE": providers.apns.url,
         "HERALD_APNS_CA_FILE": str(providers.apns.cert_path),
-        "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
-        "HERALD_API_PORT": str(api_port),
-        "HERALD_SECRET_KEY": "test-secret-key-for-links-0123456789",
-        "HERALD_CONNECT_TIMEOUT": "2",
-        "HERALD_PROVIDER_TIMEOUT": "1.5",
-        "HERALD_QUICK_ATTEMPTS": "3",
-        "HERALD_QUICK_MAX_SECONDS": "2",
-        "HERALD_RETRY_BASE": "60",
-        "HERALD_RETRY_DEADLINE": "3600",
+        **served_env(api_port),
     }
     with running_herald(home, repo_root, env, api=True) as system:
         yield system

@@ -18,6 +18,7 @@ from herald.api.aliyun_hooks import REPORTS_PATH
 from herald.ops.embedded import free_port
 from herald.routing.breaker import BREAKERS, openings
 from tests.harness import Herald, running_herald
+from tests.providers.conftest import served_env
 from tests.providers.helpers import fresh_phone, sms
 from tests.standins.aliyun import FakeAliyunSMS
 from tests.standins.twilio import FakeTwilio
@@ -52,23 +53,10 @@ def routed(both: Both, tmp_path_factory: pytest.TempPathFactory, repo_root: Path
     env = {
         "HERALD_SMS_PROVIDER": "aliyun,twilio",
         "HERALD_SMS_ROUTES": "86=aliyun,twilio;*=twilio",
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": both.aliyun.access_key_id,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": both.aliyun.access_key_secret,
-        "HERALD_ALIYUN_SIGN_NAME": SIGN,
-        "HERALD_ALIYUN_SMS_ENDPOINT": both.aliyun.url,
+        **both.aliyun.herald_env(),
         "HERALD_ALIYUN_REPORT_TOKEN": REPORT_TOKEN,
-        "TWILIO_ACCOUNT_SID": both.twilio.account_sid,
-        "TWILIO_AUTH_TOKEN": both.twilio.auth_token,
-        "HERALD_TWILIO_FROM": SENDER,
-        "HERALD_TWILIO_API_BASE": both.twilio.url,
-        "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
-        "HERALD_API_PORT": str(api_port),
-        "HERALD_SECRET_KEY": "test-secret-key-for-links-0123456789",
-        "HERALD_CONNECT_TIMEOUT": "2",
-        "HERALD_PROVIDER_TIMEOUT": "1.5",
-        "HERALD_QUICK_MAX_SECONDS": "2",
-        "HERALD_RETRY_BASE": "60",
-        "HERALD_RETRY_DEADLINE": "3600",
+        **both.twilio.herald_env(SENDER),
+        **served_env(api_port),
     }
     with running_herald(home, repo_root, env, api=True) as system:
         yield system

@@ -25,14 +25,8 @@ def test_herald_run_sends_the_samples_through_the_sms_providers_its_environment_
             **{k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "TWILIO_", "ALIBABA_"))},
             "HERALD_SMS_PROVIDER": "aliyun,twilio",
             "HERALD_SMS_ROUTES": "86=aliyun,twilio;*=twilio",
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": aliyun.access_key_id,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": aliyun.access_key_secret,
-            "HERALD_ALIYUN_SIGN_NAME": "赫拉德信贷",
-            "HERALD_ALIYUN_SMS_ENDPOINT": aliyun.url,
-            "TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "HERALD_TWILIO_FROM": "+15005550006",
-            "HERALD_TWILIO_API_BASE": twilio.url,
+            **aliyun.herald_env(),
+            **twilio.herald_env("+15005550006"),
             "COLUMNS": "200",
         }
         done = subprocess.run(

@@ -365,6 +365,15 @@ class FakeAliyunSMS(ThreadedServer):
             await self._runner.cleanup()
             self._runner = None
 
+    def herald_env(self) -> dict[str, str]:
+        """The settings that point herald's Aliyun provider here, with its approved signature."""
+        return {
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": self.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": self.access_key_secret,
+            "HERALD_ALIYUN_SIGN_NAME": self.sign_name,
+            "HERALD_ALIYUN_SMS_ENDPOINT": self.url,
+        }
+
     # -- observations ------------------------------------------------------------------------
 
     @property

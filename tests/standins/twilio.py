@@ -266,6 +266,15 @@ class FakeTwilio(ThreadedServer):
         """The REST base, e.g. ``http://127.0.0.1:40123`` (Twilio's ``https://api.twilio.com``)."""
         return super().url
 
+    def herald_env(self, sender: str) -> dict[str, str]:
+        """The settings that point herald's Twilio provider here, sending from ``sender``."""
+        return {
+            "TWILIO_ACCOUNT_SID": self.account_sid,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "HERALD_TWILIO_FROM": sender,
+            "HERALD_TWILIO_API_BASE": self.url,
+        }
+
     @property
     def messages_url(self) -> str:
         return self.url + MESSAGES_PATH.format(account_sid=self.account_sid)

@@ -78,7 +78,13 @@ def test_only_providers_with_somewhere_to_fail_over_to_are_guarded() -> None:
     assert router.candidates("sms", "r1:sms", "+8613800138000") == ["aliyun", "twilio"]
     assert router.candidates("sms", "r1:sms", "+14155550100") == ["twilio"]
     assert Router(Settings(sms_provider="twilio")).guarded() == ()
-    assert Router(Settings(sms_provider="twilio")).fixed("sms") == "twilio"
+    assert Router(Settings(sms_provider="twilio")).candidates("sms", "r1:sms", "+8613800138000") == ["twilio"]
+
+
+def test_a_single_star_rule_sends_every_number_to_the_provider_it_names() -> None:
+    router = Router(Settings(sms_provider="twilio,aliyun", sms_routes="*=aliyun"))
+    assert router.candidates("sms", "r1:sms", "+14155550100") == ["aliyun"]
+    assert router.guarded() == ()
 
 
 def test_push_with_two_services_goes_to_the_token_splitter() -> None:

@@ -160,7 +160,7 @@ def reports(
             if key is None:
                 unknown += 1
                 continue
-            delivery = key.decode() if isinstance(key, bytes) else str(key)
+            delivery = store.text(key)
             receipt = "delivered" if report.success else "undelivered"
             if request.app.state.receipts.record(delivery, receipt, report.code()):
                 recorded += 1

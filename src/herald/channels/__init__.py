@@ -29,15 +29,9 @@ def provider_class(name: str) -> type[Provider]:
     return cls
 
 
-def provider_name(channel: Channel, settings: Settings) -> str:
-    """The first provider configured for ``channel`` (HERALD_<CHANNEL>_PROVIDER)."""
-    return settings.providers(channel)[0]
-
-
-def make_provider(channel: Channel, settings: Settings, name: str | None = None) -> Provider:
-    """Build the provider ``name`` (default: the channel's first) for ``channel``; ``push``
-    is every push service of ``HERALD_PUSH_PROVIDER`` at once, each token to its own."""
-    name = name or provider_name(channel, settings)
+def make_provider(channel: Channel, settings: Settings, name: str) -> Provider:
+    """Build the provider ``name`` for ``channel``; ``push`` is every push service of
+    ``HERALD_PUSH_PROVIDER`` at once, each token to its own."""
     if name == "push":
         from herald.channels.push_tokens import PushByToken
 

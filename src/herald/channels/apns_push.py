@@ -45,9 +45,9 @@ from herald.channels.base import (
     RecipientOptedOut,
     RetryableError,
     SendResult,
+    merge_results,
 )
 from herald.channels.http import retry_after
-from herald.channels.push_tokens import merge_results
 from herald.config import Settings
 from herald.models import APNS_PREFIX, Channel
 
@@ -292,7 +292,7 @@ class APNsPushProvider(Provider):
 
     async def send(self, message: Message) -> SendResult:
         """Send to every token at once; sent if any accepted it; gone tokens are reported (see
-        ``herald.channels.push_tokens.merge_results``)."""
+        ``herald.channels.base.merge_results``)."""
         if not self._clients:
             await self.start()
         tokens = message.address if isinstance(message.address, list) else [message.address]

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -193,6 +194,41 @@ class Provider(ABC):
             raise
         metrics.record_provider_call(self.name, time.perf_counter() - started)
         return result
+
+
+def merge_results(parts: Sequence[tuple[str, SendResult | ProviderError]]) -> SendResult:
+    """One answer for a delivery sent in several parts (one per token, or one per service).
+
+    Sent if any part was accepted: the first accepted part's reference, the detail of what
+    was sent where and what failed, and every address a part reported gone. If none was
+    accepted, the most cautious error is raised (ambiguous, then retryable, then permanent,
+    since a part that may have been accepted must not be resent blindly), carrying every
+    address reported gone and the longest Retry-After; if every part was refused for an
+    opt-out, the first of those is raised. Each ``label`` names its part in the detail.
+    """
+    if not parts:
+        raise PermanentError("no push token to send to", code="no_tokens")
+    gone = tuple(dict.fromkeys(address for _, part in parts for address in part.drop_addresses))
+    accepted = [(label, part) for label, part in parts if isinstance(part, SendResult)]
+    errors = [(label, part) for label, part in parts if isinstance(part, ProviderError)]
+    if accepted:
+        detail: dict[str, Any] = {
+            "sent": {label: result.provider_ref for label, result in accepted},
+            "failed": {label: error.reason() for label, error in errors},
+        }
+        return SendResult(provider_ref=accepted[0][1].provider_ref, detail=detail, drop_addresses=gone)
+    for cls in (AmbiguousError, RetryableError, PermanentError):
+        found = [e for _, e in errors if isinstance(e, cls) and not isinstance(e, RecipientOptedOut)]
+        if found:
+            error = found[0]
+            error.drop_addresses = gone
+            if isinstance(error, RetryableError):
+                waits = [e.retry_after or 0.0 for e in found if isinstance(e, RetryableError)]
+                error.retry_after = max(waits, default=0.0) or None
+            raise error
+    opted_out = next(e for _, e in errors if isinstance(e, RecipientOptedOut))
+    opted_out.drop_addresses = gone
+    raise opted_out
 
 
 def error_class(exc: BaseException) -> str:

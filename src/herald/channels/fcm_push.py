@@ -10,7 +10,6 @@ UNREGISTERED is dropped and never used again.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,19 +27,13 @@ from herald.channels.base import (
     RecipientOptedOut,
     RetryableError,
     SendResult,
+    merge_results,
 )
 from herald.channels.http import make_session, retry_after, status_error, transport_error
 from herald.models import FCM_PREFIX
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 REFRESH_MARGIN = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class _TokenResult:
-    token: str
-    name: str = ""
-    error: ProviderError | None = None
 
 
 def _fcm_error(status: int, body: str, after: float | None) -> ProviderError:
@@ -121,7 +114,7 @@ class FCMPushProvider(Provider):
             }
         )
 
-    async def _send_token(self, message: Message, token: str) -> _TokenResult:
+    async def _send_token(self, message: Message, token: str) -> tuple[str, SendResult | ProviderError]:
         assert self._session is not None
         access = await self.access_token()
         for attempt in (1, 2):
@@ -133,42 +126,22 @@ class FCMPushProvider(Provider):
                     text = await r.text()
                     status, after = r.status, retry_after(r.headers.get("Retry-After"))
             except (aiohttp.ClientError, TimeoutError) as exc:
-                return _TokenResult(token, error=transport_error(exc, "fcm"))
+                return token, transport_error(exc, "fcm")
             if status == 200:
-                return _TokenResult(token, name=str(orjson.loads(text).get("name", "")))
+                return token, SendResult(provider_ref=str(orjson.loads(text).get("name", "")))
             if status == 401 and attempt == 1:  # the token was revoked or expired early
                 access = await self.access_token(force=True)
                 continue
-            return _TokenResult(token, error=_fcm_error(status, text, after))
+            error = _fcm_error(status, text, after)
+            if isinstance(error, RecipientOptedOut):
+                error.drop_addresses = (token,)
+            return token, error
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def send(self, message: Message) -> SendResult:
-        """Send to every token; sent if any accepted it; unregistered tokens are reported gone."""
+        """Send to every token at once; sent if any accepted it; unregistered tokens are reported
+        gone (``herald.channels.base.merge_results``)."""
         if self._session is None:
             await self.start()
         tokens = message.address if isinstance(message.address, list) else [message.address]
-        results = await asyncio.gather(*(self._send_token(message, t) for t in tokens))
-        gone = tuple(r.token for r in results if isinstance(r.error, RecipientOptedOut))
-        accepted = [r for r in results if r.error is None]
-        if accepted:
-            failed = {r.token[-6:]: r.error.reason() for r in results if r.error is not None}
-            detail = {"accepted": len(accepted), "failed": failed}
-            return SendResult(provider_ref=accepted[0].name, detail=detail, drop_addresses=gone)
-        errors = [r.error for r in results if r.error is not None]
-        for cls in (AmbiguousError, RetryableError, PermanentError):
-            found = [e for e in errors if isinstance(e, cls) and not isinstance(e, RecipientOptedOut)]
-            if found:
-                error = found[0]
-                error.drop_addresses = gone
-                if isinstance(error, RetryableError):
-                    error.retry_after = (
-                        max(
-                            (e.retry_after or 0.0 for e in found if isinstance(e, RetryableError)),
-                            default=None,
-                        )
-                        or None
-                    )
-                raise error
-        raise RecipientOptedOut(
-            "every push token of the recipient is unregistered", code="UNREGISTERED", drop_addresses=gone
-        )
+        return merge_results(await asyncio.gather(*(self._send_token(message, t) for t in tokens)))

@@ -4,8 +4,8 @@ A recipient may have an iPhone and an Android phone: its ``to.push_tokens`` then
 token (stored with the ``apns:`` prefix) and an FCM token (no prefix, or ``fcm:``).
 `PushByToken` is the push provider when ``HERALD_PUSH_PROVIDER`` names services: it splits a
 delivery's tokens by service, sends each part through that service's provider at once, and
-merges the answers by the rule FCM's own ``send`` follows for several tokens
-(`merge_results`), so that the pipeline sees one answer per delivery whatever the mix.
+merges the answers by the rule every push provider follows for several tokens
+(``herald.channels.base.merge_results``), so that the pipeline sees one answer per delivery whatever the mix.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from herald.channels.base import (
     Provider,
     ProviderError,
     RecipientOptedOut,
-    RetryableError,
     SendResult,
+    merge_results,
 )
 from herald.config import Settings
 from herald.models import APNS_PREFIX, FCM_PREFIX, Channel
@@ -35,41 +35,6 @@ log = logging.getLogger(__name__)
 def service_of(token: str) -> str:
     """The service a stored push token belongs to: ``"apns"`` for ``apns:`` tokens, else ``"fcm"``."""
     return "apns" if token.startswith(APNS_PREFIX) else "fcm"
-
-
-def merge_results(parts: Sequence[tuple[str, SendResult | ProviderError]]) -> SendResult:
-    """One answer for a delivery sent in several parts (one per token, or one per service).
-
-    Sent if any part was accepted: the first accepted part's reference, the detail of what
-    was sent where and what failed, and every address a part reported gone. If none was
-    accepted, the most cautious error is raised (ambiguous, then retryable, then permanent,
-    since a part that may have been accepted must not be resent blindly), carrying every
-    address reported gone and the longest Retry-After; if every part was refused for an
-    opt-out, the first of those is raised. Each ``label`` names its part in the detail.
-    """
-    if not parts:
-        raise PermanentError("no push token to send to", code="no_tokens")
-    gone = tuple(dict.fromkeys(address for _, part in parts for address in part.drop_addresses))
-    accepted = [(label, part) for label, part in parts if isinstance(part, SendResult)]
-    errors = [(label, part) for label, part in parts if isinstance(part, ProviderError)]
-    if accepted:
-        detail: dict[str, Any] = {
-            "sent": {label: result.provider_ref for label, result in accepted},
-            "failed": {label: error.reason() for label, error in errors},
-        }
-        return SendResult(provider_ref=accepted[0][1].provider_ref, detail=detail, drop_addresses=gone)
-    for cls in (AmbiguousError, RetryableError, PermanentError):
-        found = [e for _, e in errors if isinstance(e, cls) and not isinstance(e, RecipientOptedOut)]
-        if found:
-            error = found[0]
-            error.drop_addresses = gone
-            if isinstance(error, RetryableError):
-                waits = [e.retry_after or 0.0 for e in found if isinstance(e, RetryableError)]
-                error.retry_after = max(waits, default=0.0) or None
-            raise error
-    opted_out = next(e for _, e in errors if isinstance(e, RecipientOptedOut))
-    opted_out.drop_addresses = gone
-    raise opted_out
 
 
 def _restore(addresses: Sequence[str], stored: dict[str, list[str]]) -> tuple[str, ...]:
@@ -127,7 +92,7 @@ class PushByToken(Provider):
         return dataclasses.replace(result, drop_addresses=_restore(result.drop_addresses, stored))
 
     async def send(self, message: Message) -> SendResult:
-        """Send each service its tokens at once; one merged answer (see `merge_results`)."""
+        """Send each service its tokens at once; one merged answer (see ``merge_results``)."""
         tokens = message.address if isinstance(message.address, list) else [message.address]
         groups: dict[str, list[str]] = {}
         for token in tokens:

@@ -136,10 +136,9 @@ class Runtime:
             self._approved[key] = found
         return found
 
-    async def provider(self, channel: Channel, name: str | None = None) -> Provider:
-        """The started provider ``name`` for ``channel`` (default: the channel's first; built
-        on first use). The channel's send slots are sized by the first one built."""
-        name = name or self.router.names(channel)[0]
+    async def provider(self, channel: Channel, name: str) -> Provider:
+        """The started provider ``name`` for ``channel`` (built on first use). The channel's
+        send slots are sized by the first one built."""
         provider = self._providers.get((channel, name))
         if provider is None:
             async with self._lock:

@@ -52,10 +52,6 @@ def _lane(queue: str) -> tuple[str, str]:
     return "", ""
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _published_at(message: bytes | str | None) -> float | None:
     """When a queued message was published (herald's header), None for no message or another's."""
     if message is None:
@@ -176,7 +172,7 @@ class RedisCollector(Collector):
         )
         lag = 0.0
         if first_event:
-            lag = max(0.0, now - int(_text(first_event[0][0]).split("-")[0]) / 1000)
+            lag = max(0.0, now - int(store.text(first_event[0][0]).split("-")[0]) / 1000)
         yield GaugeMetricFamily(
             "herald_ledger_lag_seconds",
             "Age of the oldest event not yet copied into the ledger (0: the ledger writer is caught up).",

@@ -27,12 +27,10 @@ from redis.commands.core import AsyncScript
 from herald import clock
 from herald import instruments as metrics
 from herald.channels.base import (
-    AmbiguousError,
     Deferred,
     PermanentError,
     ProviderDown,
     ProviderError,
-    RetryableError,
 )
 from herald.config import Settings
 from herald.state import store
@@ -58,14 +56,15 @@ def open_key(provider: str) -> str:
 
 
 def verdict(exc: BaseException | None) -> str:
-    """How a call counts: ``ok``, ``failed``, ``down`` (open at once) or ``neutral``."""
-    if exc is None or isinstance(exc, PermanentError | Deferred):
-        return "ok" if exc is None or isinstance(exc, PermanentError) else "neutral"
+    """How a call counts: ``ok``, ``failed``, ``down`` (open at once) or ``neutral``. An
+    unknown exception counts against the provider, like an ambiguous answer."""
+    if exc is None or isinstance(exc, PermanentError):
+        return "ok"
+    if isinstance(exc, Deferred):
+        return "neutral"
     if isinstance(exc, ProviderDown):
         return "down"
-    if isinstance(exc, RetryableError | AmbiguousError):
-        return "failed"
-    return "failed"  # unknown: counted against the provider, like an ambiguous answer
+    return "failed"
 
 
 @dataclass
@@ -205,14 +204,10 @@ class Breakers:
                 log.exception("breakers: report failed")
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def openings(fields: Mapping[bytes | str, bytes | str]) -> list[Opening]:
     """The ``herald:breakers`` hash (as HGETALL answers it) as openings, newest first."""
     found = []
-    for provider, value in fields.items():
-        opened_at, until, reason = _text(value).split("|", 2)
-        found.append(Opening(_text(provider), float(opened_at), float(until), reason))
+    for provider, value in store.decode_hash(dict(fields)).items():
+        opened_at, until, reason = value.split("|", 2)
+        found.append(Opening(provider, float(opened_at), float(until), reason))
     return sorted(found, key=lambda o: -o.opened_at)

@@ -33,19 +33,16 @@ class Router:
     """Routes of one process's settings. Parameters: the settings. Hook: :meth:`candidates`."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.routes: tuple[Route, ...] = parse_routes(settings.sms_routes, settings.sms_providers)
         self._fixed: dict[Channel, str] = {}
         for channel in CHANNELS:
             names = settings.providers(channel)
             if channel == "push" and len(names) > 1:
                 self._fixed[channel] = SPLIT_PUSH
-            elif channel != "sms" or (len(self.routes) == 1 and len(self.routes[0].choices) == 1):
+            elif channel != "sms":
                 self._fixed[channel] = names[0]
-
-    def fixed(self, channel: Channel) -> str | None:
-        """The one provider every delivery of ``channel`` goes to, or None when it is routed."""
-        return self._fixed.get(channel)
+            elif len(self.routes) == 1 and len(self.routes[0].choices) == 1:
+                self._fixed[channel] = self.routes[0].choices[0].name  # `*=aliyun` of aliyun,twilio
 
     def candidates(self, channel: Channel, key: str, address: str) -> list[str]:
         """The providers for the delivery ``key`` to ``address``, first choice first."""
@@ -62,10 +59,3 @@ class Router:
             if len(route.choices) > 1:
                 names += [c.name for c in route.choices if c.name not in names]
         return tuple(names)
-
-    def names(self, channel: Channel) -> tuple[str, ...]:
-        """Every provider name a delivery of ``channel`` may be sent through."""
-        fixed = self._fixed.get(channel)
-        if fixed is not None:
-            return (fixed,)
-        return self.settings.providers(channel)

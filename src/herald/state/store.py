@@ -156,13 +156,14 @@ def json_object(raw: str | bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """A value as Redis answered it (bytes, or already text), as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
     """A hash as read from Redis, with bytes decoded."""
-    return {_text(k): _text(v) for k, v in raw.items()}
+    return {text(k): text(v) for k, v in raw.items()}
 
 
 @dataclass(frozen=True)
