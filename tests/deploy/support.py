@@ -85,3 +85,20 @@ def setting_names() -> set[str]:
 def deploy_files() -> list[Path]:
     """Every file in deploy/ (text), including the systemd units."""
     return sorted(p for p in DEPLOY.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def exported_metrics() -> set[str]:
+    """Every metric family name herald's source declares (``"herald_..."`` string literals)."""
+    source = "\n".join(p.read_text("utf-8") for p in (ROOT / "src" / "herald").rglob("*.py"))
+    return set(re.findall(r'"(herald_[a-z_]+)"', source))
+
+
+def unknown_metrics(expr: str, exported: set[str]) -> set[str]:
+    """The metric names ``expr`` (PromQL) reads that herald does not export.
+
+    A counter ``x`` is scraped as ``x_total``, a histogram as ``x_bucket``/``x_sum``/``x_count``.
+    """
+    names = set(re.findall(r"\bherald_[a-z_]+", expr))
+    return {
+        n for n in names if n not in exported and re.sub(r"_(total|count|bucket|sum)$", "", n) not in exported
+    }

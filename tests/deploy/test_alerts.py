@@ -4,17 +4,14 @@ metric it reads one that herald exports."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.deploy.support import DEPLOY
+from tests.deploy.support import DEPLOY, exported_metrics, unknown_metrics
 
-ROOT = Path(__file__).resolve().parents[2]
 ALERTS = DEPLOY / "alerts.yml"
 ALERT_TESTS = DEPLOY / "alerts.test.yml"
 
@@ -58,14 +55,10 @@ def test_every_alert_has_a_case_that_fires_and_one_that_does_not() -> None:
 
 
 def test_every_metric_the_alerts_read_is_one_herald_exports() -> None:
-    source = "\n".join(p.read_text("utf-8") for p in (ROOT / "src" / "herald").rglob("*.py"))
-    exported = set(re.findall(r'"(herald_[a-z_]+)"', source))
+    exported = exported_metrics()
     for rule in _rules():
-        for name in set(re.findall(r"\bherald_[a-z_]+", rule["expr"])):
-            base = re.sub(r"_(total|count|bucket|sum)$", "", name)
-            assert name in exported or base in exported, (
-                f"{rule['alert']} reads {name}, which herald does not export"
-            )
+        unknown = unknown_metrics(rule["expr"], exported)
+        assert not unknown, f"{rule['alert']} reads {unknown}, which herald does not export"
 
 
 def test_compose_mounts_the_rules_beside_the_prometheus_config() -> None:

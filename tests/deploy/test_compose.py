@@ -191,6 +191,7 @@ def test_a_real_compose_implementation_accepts_the_file(tmp_path: Path) -> None:
         .read_text()
         .replace("REDIS_PASSWORD=\n", "REDIS_PASSWORD=r3dis\n")
         .replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=p0stgres\n")
+        .replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=gr4fana\n")
     )
     result = subprocess.run(
         [binary, "--project-directory", str(project), "-f", str(project / "compose.yaml"), "config"],

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from herald import clock
 from herald.config import Settings
-from herald.holds.suppression import SuppressionStore
+from herald.holds.suppression import Hold, SuppressionStore
 from herald.ops.embedded import free_port
 from herald.ops.metrics import RedisCollector, redis_for_metrics
 from herald.state import store
@@ -109,6 +109,31 @@ def test_the_collector_reports_the_oldest_message_the_hold_store_and_the_ledger_
     values = scrape(RedisCollector(redis_for_metrics(redis_url)))
     assert values[("herald_suppression_populated", ())] == 1
     assert values[("herald_ledger_lag_seconds", ())] == 0
+
+
+def test_the_collector_counts_holds_added_replaced_and_lifted_by_every_kind_of_write(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    holds = SuppressionStore(client)
+
+    def hold(account: str, reason: str = "agreement") -> Hold:
+        return Hold(
+            id=f"agr-{account}", account_id=account, source="agreement", reason=reason, agreement=account
+        )
+
+    holds.add(hold("a-1"))
+    holds.add(hold("a-1"))  # the same hold again: unchanged, not counted
+    holds.add(hold("a-1", "agreement, amended"))
+    holds.add_many([hold("a-2"), hold("a-3"), hold("a-1", "agreement, amended")])
+    holds.remove("a-2", by="ops", reason="agreement ended")
+    holds.remove("a-9", by="ops", reason="no such account")  # nothing to lift: not counted
+
+    values = scrape(RedisCollector(redis_for_metrics(redis_url)))
+
+    changes = {
+        dict(labels)["change"]: v for (n, labels), v in values.items() if n == "herald_hold_changes_total"
+    }
+    assert changes == {"added": 3, "replaced": 1, "lifted": 1}
 
 
 def test_an_unreachable_redis_is_reported_not_raised() -> None:

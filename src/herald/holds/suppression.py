@@ -12,6 +12,7 @@ Redis layout, per account:
 | ``herald:holds:index`` | sorted set | accounts with holds (for listing) |
 | ``herald:holds:audit`` | stream | every change (who, when, what, before and after) |
 | ``herald:suppression:ready`` | string | present when the store is populated; without it nothing is sent |
+| ``herald:holds:changes`` | hash | running counts of holds ``added``, ``replaced`` and ``lifted`` (metrics) |
 
 Account ids live alone under ``herald:hold:``: no account id (``index``, ``audit``...) can name
 another structure. Stores written before this layout (accounts under ``herald:holds:``, marker
@@ -50,6 +51,9 @@ MARK_PREFIX = "^"
 INDEX = store.PREFIX + "holds:index"
 AUDIT = store.PREFIX + "holds:audit"
 MARKER = store.PREFIX + "suppression:ready"
+CHANGES = store.PREFIX + "holds:changes"
+"""Counts of holds added, replaced and lifted since the store began (``herald_hold_changes``):
+three fields, kept by the same transaction as the change, so every writer counts."""
 LEGACY_HOLDS = store.PREFIX + "holds:"
 """Where accounts' holds lived before their own namespace (beside the index and the audit)."""
 LEGACY_MARKER = store.PREFIX + "suppression:marker"
@@ -313,6 +317,7 @@ class SuppressionStore:
                 maxlen=AUDIT_MAXLEN,
                 approximate=True,
             )
+            pipe.hincrby(CHANGES, "added" if before is None else "replaced", 1)
             pipe.execute()
         return Change("added" if before is None else "replaced", hold.account_id, before, hold)
 
@@ -343,6 +348,9 @@ class SuppressionStore:
                 changes.append(
                     Change("added" if before is None else "replaced", hold.account_id, before, hold)
                 )
+            for change in ("added", "replaced"):
+                if count := sum(1 for c in changes if c.action == change):
+                    pipe.hincrby(CHANGES, change, count)
             pipe.execute()
         return changes
 
@@ -367,6 +375,7 @@ class SuppressionStore:
                 pipe.xadd(
                     AUDIT, _audit("lift", account, by, h, None, reason), maxlen=AUDIT_MAXLEN, approximate=True
                 )
+            pipe.hincrby(CHANGES, "lifted", len(chosen))
             pipe.execute()
         return Change("lifted", account, lifted=chosen)
 

@@ -104,12 +104,13 @@ class RedisCollector(Collector):
                 pipe.xlen(store.EVENTS)
                 pipe.info("memory")
                 pipe.xrange(store.EVENTS, count=1)
+                pipe.hgetall(suppression.CHANGES)
                 for queue in ALL_QUEUES:
                     for name in broker_lists(queue):
                         pipe.lindex(name, -1)  # kombu pushes left and pops right: the oldest
                 results = pipe.execute()
                 lists = len(ALL_QUEUES) * len(PRIORITY_STEPS)
-                *counts, memory, first_event = results[:-lists]
+                *counts, memory, first_event, hold_changes = results[:-lists]
                 oldest = results[-lists:]
                 answers = [int(a or 0) for a in counts]
         except (redis.RedisError, OSError) as exc:
@@ -178,6 +179,16 @@ class RedisCollector(Collector):
             "Age of the oldest event not yet copied into the ledger (0: the ledger writer is caught up).",
             value=lag,
         )
+        holds = CounterMetricFamily(
+            "herald_hold_changes",
+            "Suppression holds added, replaced and lifted, by every writer (API, operator page, "
+            "command line, agreement events).",
+            labels=["change"],
+        )
+        counted = {store.text(k): int(v) for k, v in hold_changes.items()}
+        for change in ("added", "replaced", "lifted"):
+            holds.add_metric([change], counted.get(change, 0))
+        yield holds
         yield GaugeMetricFamily(
             "herald_redis_memory_used_bytes",
             "Memory Redis uses (INFO memory used_memory).",
