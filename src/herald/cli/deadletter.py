@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from herald.cli.common import connect, fail, make_table, out
+from herald.cli.common import connect, err, fail, make_table, out
 from herald.config import get_settings
-from herald.delivery.deadletter import DeadLetter, drop, list_dead, replay
+from herald.delivery.deadletter import DeadLetter, drop, length, list_dead, replay
 from herald.display.timefmt import local_time
 from herald.state.queues import make_celery
+
+LISTED = 1000
+"""Replayed delivery keys printed at most; past them a count: with thousands replayed, the
+whole list is noise, and the first ones show what was done."""
 
 app = typer.Typer(
     help="List dead deliveries and put them back to work; drop messages herald could not read.",
@@ -55,16 +60,34 @@ def replay_(
         list[str] | None, typer.Argument(help="Entry ids or delivery keys; none means all.")
     ] = None,
 ) -> None:
-    """Make dead deliveries pending again and publish them; every send-time check runs again."""
+    """Make dead deliveries pending again and publish them; every send-time check runs again.
+
+    A progress bar on stderr counts the dead-letter entries gone through (a stream of thousands
+    takes a while); then the replayed keys, the first thousand of them listed.
+    """
     settings = get_settings()
+    client = connect()
     app_ = make_celery(settings)
     try:
-        replayed, unknown = replay(connect(), app_, settings, ids or [])
+        columns = (
+            TextColumn("replaying dead letters"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        total = length(client)
+        with Progress(*columns, console=err, disable=not total) as bar:
+            task = bar.add_task("replay", total=total)
+            replayed, unknown = replay(
+                client, app_, settings, ids or [], progress=lambda n: bar.advance(task, n)
+            )
     finally:
         app_.close()
     out.print(f"replayed {len(replayed)} deliveries", highlight=False)
-    for key in replayed:
-        out.print(f"  {key}", highlight=False)
+    for key in replayed[:LISTED]:
+        out.print(f"  {key}", highlight=False, markup=False)
+    if len(replayed) > LISTED:
+        out.print(f"  ... and {len(replayed) - LISTED} more", highlight=False)
     if unknown:
         raise fail(f"no dead delivery for: {', '.join(unknown)}", 1)
 

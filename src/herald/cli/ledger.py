@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import redis
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from herald.cli.common import connect, fail, make_table, out
+from herald.cli.common import connect, err, fail, make_table, out
 from herald.config import get_settings
 from herald.display.timefmt import local_time
 from herald.holds import optouts, suppression
@@ -24,7 +25,7 @@ from herald.values.ledger_urls import display_url
 from herald.values.redis_urls import display_redis_url
 
 if TYPE_CHECKING:
-    from herald.ledger.writer import LedgerWriter
+    from herald.ledger.writer import DrainReport, LedgerWriter
 
 log = logging.getLogger("herald.ledger")
 
@@ -41,7 +42,8 @@ def ledger(
     HERALD_LEDGER_POLL_INTERVAL seconds, trimming herald:events up to what the ledger has,
     compacting finished deliveries in Redis HERALD_COMPACT_AFTER seconds after their copy and
     deleting rows older than HERALD_LEDGER_RETENTION_DAYS once an hour. With --once: copy
-    everything there is, compact what is due, apply retention, print the counts and exit.
+    everything there is (a progress bar on stderr), compact what is due, apply retention, print
+    the counts and exit.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,7 +67,7 @@ def ledger(
     try:
         if once:
             try:
-                report = writer.drain()
+                report = _drain_showing_progress(writer)
                 pruned = writer.prune()
             except (redis.RedisError, SQLAlchemyError) as exc:
                 raise fail(
@@ -83,6 +85,27 @@ def ledger(
         _serve(writer, settings.ledger_poll_interval, display_url(settings.ledger_url))
     finally:
         close_ledgers()
+
+
+def _drain_showing_progress(writer: LedgerWriter) -> DrainReport:
+    """``writer.drain()`` with a progress bar on stderr: ``--once`` is run by a person waiting
+    for it (before ``herald suppress rebuild``), and a backlog of many thousand entries takes a
+    while. The total is :meth:`LedgerWriter.backlog` (none where that is not cheap to know); it
+    grows with entries that arrive during the copy, and the last frame shows what was copied."""
+    columns = (TextColumn("copying to the ledger"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err) as bar:
+        total = writer.backlog()
+        task = bar.add_task("copy", total=total)
+        done = 0
+
+        def advance(copied: int) -> None:
+            nonlocal done
+            done += copied
+            bar.update(task, completed=done, total=None if total is None else max(total, done))
+
+        report = writer.drain(progress=advance)
+        bar.update(task, completed=done, total=done)
+    return report
 
 
 def _serve(writer: LedgerWriter, poll: float, where: str) -> None:

@@ -194,13 +194,19 @@ def read_checkpoints(engine: Engine) -> dict[str, str]:
     return {stream: last for stream, last in rows}
 
 
+def _restarted_below(client: redis.Redis, stream: str, checkpoint: str) -> bool:
+    """Whether ``stream`` lost the checkpoint's entry while holding older ones: it came back
+    empty after Redis was lost and restarted its ids below the checkpoint."""
+    return bool(client.xrange(stream, min="-", max="(" + checkpoint, count=1)) and not client.xrange(
+        stream, min=checkpoint, max=checkpoint, count=1
+    )
+
+
 def start_of_unread(client: redis.Redis, stream: str, checkpoint: str | None) -> str:
     """Where the entries the ledger does not have begin (an ``XRANGE`` start)."""
     if checkpoint is None:
         return "-"
-    if client.xrange(stream, min="-", max="(" + checkpoint, count=1) and not client.xrange(
-        stream, min=checkpoint, max=checkpoint, count=1
-    ):
+    if _restarted_below(client, stream, checkpoint):
         log.warning(
             "%s restarted below the ledger's checkpoint %s (Redis lost it?): reading it from its start",
             stream,
@@ -346,19 +352,67 @@ class LedgerWriter:
         values = {"stream": stream, "last_id": last_id, "updated_at": utc_naive(clock.time())}
         conn.execute(upsert(self.engine, checkpoints, "stream", values))
 
-    def drain(self, stop: threading.Event | None = None, max_rounds: int | None = None) -> DrainReport:
+    def drain(
+        self,
+        stop: threading.Event | None = None,
+        max_rounds: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> DrainReport:
         """Copy every stream until nothing is left, ``stop`` is set or ``max_rounds`` were done
-        (a round is one batch of each stream)."""
+        (a round is one batch of each stream). ``progress(n)`` is called after each batch
+        copied, with its number of entries: a person waiting on ``herald ledger --once`` sees
+        the copy advance (its total: :meth:`backlog`)."""
         report = DrainReport()
         self.check_backlog()
         rounds = 0
         while (stop is None or not stop.is_set()) and (max_rounds is None or rounds < max_rounds):
             rounds += 1
-            if sum(self.step(stream, report) for stream in STREAMS) == 0:
+            copied = 0
+            for stream in STREAMS:
+                read = self.step(stream, report)
+                copied += read
+                if read and progress is not None:
+                    progress(read)
+            if copied == 0:
                 report.caught_up = True
                 break
         report.compacted = self.compact(stop)
         return report
+
+    def backlog(self) -> int | None:
+        """How many entries a drain would copy now, where that is cheap to know; else None.
+
+        It is the total of ``herald ledger --once``'s progress bar. ``XLEN`` alone would not do:
+        the audit streams keep what the ledger already has (only ``herald:events`` is trimmed
+        up to the checkpoint). So each stream counts as a whole when the ledger has none of it
+        (no checkpoint, or it restarted below it); else the side of its checkpoint that holds
+        fewer than a batch is read and counted: the unread side of a stream a writer keeps up
+        with, the copied side of the events stream (at most a batch a crash left untrimmed).
+        None when both sides hold more (an audit stream far behind its checkpoint): counting
+        it would mean reading it all.
+        """
+        marks = read_checkpoints(self.engine)
+        total = 0
+        for stream in STREAMS:
+            unread_entries = self._unread_count(stream, marks.get(stream))
+            if unread_entries is None:
+                return None
+            total += unread_entries
+        return total
+
+    def _unread_count(self, stream: str, checkpoint: str | None) -> int | None:
+        """The entries of ``stream`` after ``checkpoint``, if counting them is cheap (see
+        :meth:`backlog`)."""
+        length = int(self.redis.xlen(stream))
+        if checkpoint is None or _restarted_below(self.redis, stream, checkpoint):
+            return length
+        after = self.redis.xrange(stream, min="(" + checkpoint, max="+", count=self.batch) or []
+        if len(after) < self.batch:
+            return len(after)
+        upto = self.redis.xrevrange(stream, max=checkpoint, min="-", count=self.batch) or []
+        if len(upto) < self.batch:
+            return length - len(upto)
+        return None
 
     def check_backlog(self) -> None:
         """Warn when the events stream nears its ``MAXLEN``: past it, Redis drops the oldest
