@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,22 +83,12 @@ def fresh_account() -> str:
     return f"acct-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="session")
-def page_server(
-    page_settings: Settings, repo_root: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """``herald api`` (uvicorn) on a free port; its base URL."""
+@contextmanager
+def api_server(home: Path, repo_root: Path, env: dict[str, str]) -> Iterator[str]:
+    """``herald api`` (uvicorn) on a free port with ``env`` over the stack's; its base URL."""
     port = free_port()
-    stack = LocalStack(tmp_path_factory.mktemp("operator-api"), cwd=repo_root)
-    env = stack.configure(
-        {
-            "HERALD_REDIS_URL": page_settings.redis_url,
-            "HERALD_SECRET_KEY": SECRET,
-            "HERALD_TEMPLATES_DIR": str(page_settings.templates_dir),
-            "HERALD_OUTBOX_DIR": str(page_settings.outbox_dir),
-        }
-    )
-    env.pop("HERALD_PUBLIC_URL", None)
+    stack = LocalStack(home, cwd=repo_root)
+    stack.configure({"HERALD_SECRET_KEY": SECRET, **env}).pop("HERALD_PUBLIC_URL", None)
     proc = stack.spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)])
     base = f"http://127.0.0.1:{port}"
 
@@ -113,6 +104,20 @@ def page_server(
         yield base
     finally:
         stack.close()
+
+
+@pytest.fixture(scope="session")
+def page_server(
+    page_settings: Settings, repo_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``herald api`` on the session's Redis; its base URL."""
+    env = {
+        "HERALD_REDIS_URL": page_settings.redis_url,
+        "HERALD_TEMPLATES_DIR": str(page_settings.templates_dir),
+        "HERALD_OUTBOX_DIR": str(page_settings.outbox_dir),
+    }
+    with api_server(tmp_path_factory.mktemp("operator-api"), repo_root, env) as base:
+        yield base
 
 
 @pytest.fixture(scope="package")  # playwright's loop must not outlive these tests

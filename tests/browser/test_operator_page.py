@@ -163,7 +163,7 @@ def test_resolving_an_in_doubt_delivery(
     assert state["outcome"] == "failed"
     assert f"resolved by {operator[1]}" in state["reason"]
 
-    page.click("nav >> text=Accounts")
+    page.click("nav >> text=Overview")
     open_account(page, account)
     delivery = page.locator("#history tbody tr", has_text=key.rsplit(":", 1)[0]).first
     expect(delivery.locator("td.outcome")).to_have_text("failed")

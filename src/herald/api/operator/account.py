@@ -15,7 +15,8 @@ from fastapi import Form
 from fastapi.responses import HTMLResponse, Response
 
 from herald.api.operator.page import DONE, SignedIn, SignedInPost, Visit, page_router, redirect, render
-from herald.api.operator.views import account_view, in_doubt_count
+from herald.api.operator.summary import summary
+from herald.api.operator.views import account_view
 from herald.holds.holdcsv import HoldInputError, build_hold, parse_categories
 from herald.holds.suppression import CATEGORIES, SuppressionStore
 from herald.models import ID_PATTERN, MAX_ID
@@ -27,11 +28,13 @@ router = page_router()
 _ACCOUNT = re.compile(ID_PATTERN)
 
 
-def _account_error(account: str) -> str:
+def _account_error(visit: Visit, account: str) -> str:
     if not account:
-        return "account_id: give an account id"
+        return visit._("account_id: give an account id")
     if len(account) > MAX_ID or not _ACCOUNT.match(account):
-        return f"account_id: {account[:40]!r} is not an account id (letters, digits and ._:@-)"
+        return visit._("account_id: %(account)s is not an account id (letters, digits and ._:@-)") % {
+            "account": repr(account[:40])
+        }
     return ""
 
 
@@ -55,7 +58,7 @@ def _account_page(
         errors=errors or {},
         form=entered,
         categories=CATEGORIES,
-        error="Nothing was changed: see the form below." if errors else "",
+        error=visit._("Nothing was changed: see the form below.") if errors else "",
     )
 
 
@@ -63,10 +66,10 @@ def _account_page(
 def account(visit: SignedIn, account: str = "", done: str = "") -> Response:
     """An account's holds, recent history and hold audit trail, with forms to add and lift holds."""
     account = account.strip()
-    if problem := _account_error(account):
-        in_doubt = in_doubt_count(visit.redis)
-        return render(visit, "home.html", 400, error=problem, account=account, in_doubt=in_doubt)
-    return _account_page(visit, account, notice=DONE.get(done, ""))
+    if problem := _account_error(visit, account):
+        figures = summary(visit.settings, visit.redis, visit.speaker)
+        return render(visit, "home.html", 400, error=problem, account=account, summary=figures)
+    return _account_page(visit, account, notice=visit._(DONE[done]) if done in DONE else "")
 
 
 @router.post("/account/hold")
@@ -80,12 +83,12 @@ def add_hold(
 ) -> Response:
     """Hold the account (who: the signed-in operator)."""
     account = account.strip()
-    if problem := _account_error(account):
+    if problem := _account_error(visit, account):
         return render(visit, "refused.html", 400, message=problem)
     form = {"reason": reason, "until": until, "agreement": agreement, "categories": categories or []}
     try:
         if not categories:
-            raise HoldInputError("categories", "categories: choose at least one category to hold")
+            raise HoldInputError("categories", visit._("categories: choose at least one category to hold"))
         hold = build_hold(
             account,
             reason,
@@ -111,15 +114,21 @@ def lift_hold(
 ) -> Response:
     """Lift one hold of the account; its other holds stay."""
     account = account.strip()
-    if problem := _account_error(account):
+    if problem := _account_error(visit, account):
         return render(visit, "refused.html", 400, message=problem)
     if not reason.strip():
-        errors = {f"lift:{hold}": "reason: say why the hold is lifted"}
+        errors = {f"lift:{hold}": visit._("reason: say why the hold is lifted")}
         return _account_page(visit, account, 400, errors=errors)
     change = SuppressionStore(visit.redis).remove(account, by=visit.owner, reason=reason.strip(), hold=hold)
     if not change.lifted:
         return _account_page(
-            visit, account, 409, errors={"hold": f"hold: {account} has no hold {hold!r} (already lifted?)"}
+            visit,
+            account,
+            409,
+            errors={
+                "hold": visit._("hold: %(account)s has no hold %(hold)s (already lifted?)")
+                % {"account": account, "hold": repr(hold)}
+            },
         )
     log.info("operator page: lifted %s on %s by %s", hold, account, visit.owner)
     return redirect(visit, "/account", account=account, done="lifted")

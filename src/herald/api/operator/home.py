@@ -2,9 +2,9 @@
 
 Signed out, ``/operator`` shows the sign-in form (an API key with the ``operator`` scope); the
 form carries a token of its own (a short-lived sign-in cookie), since there is no session yet.
-Signed in, it shows the account lookup and how many deliveries are in doubt. Signing in starts
-a session that names the key (never the key itself); signing out ends it for every copy of its
-cookie.
+Signed in, it shows the overview (:mod:`~herald.api.operator.summary`) and the account lookup.
+Signing in starts a session that names the key (never the key itself); signing out ends it for
+every copy of its cookie.
 """
 
 from __future__ import annotations
@@ -26,20 +26,21 @@ from herald.api.operator.page import (
     render,
 )
 from herald.api.operator.session import SIGNIN_COOKIE, Sessions, forget, remember
-from herald.api.operator.views import in_doubt_count
+from herald.api.operator.summary import summary
+from herald.display.i18n import N_
 
 log = logging.getLogger("herald.operator")
 
 router = page_router()
 
-ENDED = "You were signed out: your key was revoked or no longer has the operator scope."
+ENDED = N_("You were signed out: your key was revoked or no longer has the operator scope.")
 
 
 def _signin_page(visit: Visit, status: int = 200, *, error: str = "", notice: str = "") -> Response:
     assert visit.sessions is not None
     pending = visit.sessions.read(visit.request.cookies.get(SIGNIN_COOKIE), signin=True) or Sessions.new()
     if visit.ended and not notice:
-        notice = ENDED
+        notice = visit._(ENDED)
     response = render(visit, "signin.html", status, csrf=pending.csrf, error=error, notice=notice)
     visit.sessions.write(response, pending, signin=True, path=visit.base)
     return response
@@ -47,10 +48,10 @@ def _signin_page(visit: Visit, status: int = 200, *, error: str = "", notice: st
 
 @router.get("", response_class=HTMLResponse)
 def home(visit: WithSessions, ended: str = "") -> Response:
-    """The sign-in form, or the account lookup once signed in."""
+    """The sign-in form, or the overview once signed in."""
     if visit.operator is None:
-        return _signin_page(visit, notice=ENDED if ended or visit.ended else "")
-    return render(visit, "home.html", in_doubt=in_doubt_count(visit.redis), account="")
+        return _signin_page(visit, notice=visit._(ENDED) if ended or visit.ended else "")
+    return render(visit, "home.html", summary=summary(visit.settings, visit.redis, visit.speaker), account="")
 
 
 @router.post("/signin")
@@ -61,14 +62,19 @@ def signin(
     assert visit.sessions is not None
     pending = visit.sessions.read(visit.request.cookies.get(SIGNIN_COOKIE), signin=True)
     if pending is None or not pending.csrf_ok(csrf):
-        return _signin_page(visit, 403, error="The sign-in form expired or did not come from this page.")
+        return _signin_page(
+            visit, 403, error=visit._("The sign-in form expired or did not come from this page.")
+        )
     attempts = SignInAttempts(visit.redis)
     address = visit.request.client.host if visit.request.client else ""
     wait = attempts.retry_after(address, key)
     if wait:
         log.warning("operator page: sign-in refused for %d s after too many wrong keys", wait)
         response = _signin_page(
-            visit, 429, error=f"key: too many wrong keys; try again in {max(1, round(wait / 60))} minutes."
+            visit,
+            429,
+            error=visit._("key: too many wrong keys; try again in %(minutes)s minutes.")
+            % {"minutes": max(1, round(wait / 60))},
         )
         response.headers["Retry-After"] = str(wait)
         return response
@@ -78,7 +84,7 @@ def signin(
         return _signin_page(
             visit,
             401,
-            error="key: not a valid operator key (unknown, revoked, or without the operator scope).",
+            error=visit._("key: not a valid operator key (unknown, revoked, or without the operator scope)."),
         )
     attempts.succeeded(address, key)
     visit.ended = False

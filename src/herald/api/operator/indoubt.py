@@ -43,7 +43,7 @@ def _in_doubt_page(visit: Visit, offset: int, status: int = 200, **context: Any)
 @router.get("/in-doubt", response_class=HTMLResponse)
 def in_doubt(visit: SignedIn, offset: int = 0, done: str = "", key: str = "") -> Response:
     """Deliveries the provider may have accepted, oldest first, each with a form to settle it."""
-    notice = f"{key}: {DONE[done]}" if done in ("sent", "not_sent") and key else ""
+    notice = f"{key}: {visit._(DONE[done])}" if done in ("sent", "not_sent") and key else ""
     return _in_doubt_page(visit, max(0, offset), notice=notice)
 
 
@@ -57,9 +57,9 @@ def resolve_in_doubt(
     """Settle an in-doubt delivery as sent (the provider had it) or not sent (outcome failed)."""
     problem = ""
     if outcome not in ("sent", "not_sent"):
-        problem = "outcome: choose sent or not sent"
+        problem = visit._("outcome: choose sent or not sent")
     elif not reason.strip():
-        problem = "reason: say what you checked (e.g. the provider's log)"
+        problem = visit._("reason: say what you checked (e.g. the provider's log)")
     if problem:
         return _in_doubt_page(visit, 0, 400, error=f"{key}: {problem}")
     settled = resolve(
@@ -71,6 +71,8 @@ def resolve_in_doubt(
         events_maxlen=visit.settings.events_maxlen,
     )
     if not settled:
-        return _in_doubt_page(visit, 0, 409, error=f"{key} is not in doubt (already resolved?)")
+        return _in_doubt_page(
+            visit, 0, 409, error=visit._("%(key)s is not in doubt (already resolved?)") % {"key": key}
+        )
     log.info("operator page: %s resolved as %s by %s", key, outcome, visit.owner)
     return redirect(visit, "/in-doubt", done=outcome, key=key)

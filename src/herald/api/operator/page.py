@@ -35,6 +35,7 @@ from herald.access.apikeys import ApiKey, KeyStore
 from herald.api.deps import redis_of, settings_of
 from herald.api.operator.session import SESSION_COOKIE, Session, Sessions, SessionsUnavailable, alive
 from herald.config import Settings
+from herald.display.i18n import COOKIE, COOKIE_AGE, LANGUAGES, N_, Speaker, choose, speaker, supported
 
 log = logging.getLogger("herald.operator")
 
@@ -50,12 +51,12 @@ HEADERS = {
 }
 """The security headers of every answer (the static files' only relax the caching)."""
 DONE = {
-    "added": "Hold added.",
-    "lifted": "Hold lifted.",
-    "sent": "Resolved as sent.",
-    "not_sent": "Resolved as not sent.",
+    "added": N_("Hold added."),
+    "lifted": N_("Hold lifted."),
+    "sent": N_("Resolved as sent."),
+    "not_sent": N_("Resolved as not sent."),
 }
-"""The notice a page shows after a redirect with ``?done=<key>``."""
+"""The notice a page shows after a redirect with ``?done=<key>`` (translated when shown)."""
 
 templates = Environment(
     loader=PackageLoader("herald.api.operator", "templates"),
@@ -63,7 +64,11 @@ templates = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
+templates.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+templates.policies["ext.i18n.trimmed"] = True  # a message is one line, however the template wraps it
+"""The page's templates; each render passes the visit's language's gettext (:func:`render`)."""
 
 
 @dataclass
@@ -78,6 +83,17 @@ class Visit:
     session: Session | None = None
     operator: ApiKey | None = None
     ended: bool = False
+    language: str = "en"
+    """The page's language (:func:`herald.display.i18n.choose`)."""
+
+    @property
+    def speaker(self) -> Speaker:
+        """The visit's language: its gettext and number format."""
+        return speaker(self.language)
+
+    def _(self, message: str) -> str:
+        """``message`` in the visit's language."""
+        return self.speaker._(message)
 
     @property
     def base(self) -> str:
@@ -105,7 +121,10 @@ def visit_of(request: Request) -> Visit:
         unavailable = ""
     except SessionsUnavailable as exc:
         sessions, unavailable = None, str(exc)
-    visit = Visit(request, settings, client, sessions, unavailable)
+    language = choose(
+        request.query_params.get("lang"), request.cookies.get(COOKIE), request.headers.get("accept-language")
+    )
+    visit = Visit(request, settings, client, sessions, unavailable, language=language)
     if sessions is None:
         return visit
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -128,23 +147,43 @@ def finish(visit: Visit, response: Response) -> Response:
     """``response`` with the page's security headers, and without the cookie of an ended session."""
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
+    response.headers.setdefault("Content-Language", visit.language)
+    response.headers.setdefault("Vary", "Accept-Language, Cookie")
+    if supported(visit.request.query_params.get("lang")):  # the switch: the choice sticks
+        response.set_cookie(COOKIE, visit.language, max_age=COOKIE_AGE, path="/", samesite="lax")
     if visit.ended and visit.sessions is not None:
         visit.sessions.clear(response, path=visit.base)
     return response
 
 
 def render(visit: Visit, template: str, status: int = 200, **context: Any) -> Response:
-    """The page ``template`` (autoescaped), with the base path, operator and CSRF token it needs."""
+    """The page ``template`` (autoescaped) in the visit's language, with the base path, operator,
+    CSRF token and language switch it needs."""
     values: dict[str, Any] = {
         "base": visit.base,
         "operator": visit.operator,
         "csrf": visit.session.csrf if visit.session else "",
         "notice": "",
         "error": "",
+        "switch": switch_links(visit),
+        "zone": visit.settings.default_timezone,
+        **visit.speaker.template_globals(),
         **context,
     }
     html = templates.get_template(template).render(**values)
     return finish(visit, HTMLResponse(html, status_code=status))
+
+
+def switch_links(visit: Visit) -> list[tuple[str, str, bool]]:
+    """The language switch: (the language's own name, this page in it, whether it is the current)."""
+    links = []
+    get = visit.request.method == "GET"  # a form's answer links to the home page, not its POST
+    path = visit.request.url.path if get else visit.base
+    for tag, name in LANGUAGES.items():
+        query = {k: v for k, v in visit.request.query_params.items() if k != "lang"} if get else {}
+        url = path + "?" + urlencode({**query, "lang": tag})
+        links.append((name, url, tag == visit.language))
+    return links
 
 
 def redirect(visit: Visit, path: str, **query: str) -> Response:
@@ -214,7 +253,7 @@ def signed_in_post(visit: Annotated[Visit, Depends(sessions_on)], csrf: Annotate
                 visit,
                 "refused.html",
                 403,
-                message="You are not signed in (or your session ended). Nothing changed.",
+                message=visit._("You are not signed in (or your session ended). Nothing changed."),
             )
         )
     if not visit.session.csrf_ok(csrf):
@@ -224,8 +263,10 @@ def signed_in_post(visit: Annotated[Visit, Depends(sessions_on)], csrf: Annotate
                 visit,
                 "refused.html",
                 403,
-                message="This form is out of date or did not come from this page (its CSRF token does "
-                "not match your session). Nothing changed: reload the page and try again.",
+                message=visit._(
+                    "This form is out of date or did not come from this page (its CSRF token does "
+                    "not match your session). Nothing changed: reload the page and try again."
+                ),
             )
         )
     return visit

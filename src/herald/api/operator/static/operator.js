@@ -16,6 +16,13 @@
     var body = document.querySelector("#import-errors tbody");
     var more = document.getElementById("import-more");
     var button = form.querySelector("button[type=submit]");
+    // the page's words, in its language: data-say-* attributes with {name} slots
+    function say(name, values) {
+      var words = form.getAttribute("data-say-" + name) || name;
+      return words.replace(/\{(\w+)\}/g, function (_, key) {
+        return String(values && key in values ? values[key] : "");
+      });
+    }
 
     function show(done, total, what) {
       bar.max = Math.max(total, 1);
@@ -34,13 +41,13 @@
       body.textContent = "";
       more.textContent = "";
       if (answer.error) {
-        summary.textContent = "Nothing applied: " + answer.error;
+        summary.textContent = say("nothing-applied", { error: answer.error });
         summary.className = "error";
         return;
       }
       var r = answer.result;
       summary.className = "";
-      summary.textContent = r.summary + " (" + r.lines + " lines)";
+      summary.textContent = say("result", { summary: r.summary, lines: r.lines });
       r.errors.forEach(function (e) {
         var row = document.createElement("tr");
         cell(row, e.line);
@@ -49,7 +56,7 @@
         body.appendChild(row);
       });
       if (r.more_errors) {
-        more.textContent = "… and " + r.more_errors + " more bad lines";
+        more.textContent = say("more", { more: r.more_errors });
       }
     }
 
@@ -73,13 +80,13 @@
           var answer = JSON.parse(line);
           if (answer.progress) {
             var p = answer.progress;
-            show(p.done, p.total, "applied " + p.done + " of " + p.total + " lines");
+            show(p.done, p.total, say("applied", { done: p.done, total: p.total }));
           } else {
             ended = true;
             if (answer.result) {
-              show(answer.result.lines, answer.result.lines, "done: " + answer.result.lines + " lines");
+              show(answer.result.lines, answer.result.lines, say("done", { lines: answer.result.lines }));
             } else {
-              text.textContent = "refused";
+              text.textContent = say("refused");
             }
             finish(answer);
           }
@@ -90,25 +97,25 @@
       xhr.setRequestHeader("Accept", "application/x-ndjson");
       xhr.upload.addEventListener("progress", function (e) {
         if (e.lengthComputable) {
-          show(e.loaded, e.total, "uploading: " + Math.round((100 * e.loaded) / e.total) + "%");
+          show(e.loaded, e.total, say("uploading", { percent: Math.round((100 * e.loaded) / e.total) }));
         }
       });
       xhr.addEventListener("progress", read);
       xhr.addEventListener("load", function () {
         read();
         if (!ended) {
-          finish({ error: "the server answered " + xhr.status + " (reload the page, sign in again if asked)" });
+          finish({ error: say("server", { status: xhr.status }) });
         }
         button.disabled = false;
       });
       xhr.addEventListener("error", function () {
-        finish({ error: "the upload did not reach the server" });
+        finish({ error: say("unreached") });
         button.disabled = false;
       });
       button.disabled = true;
       status.hidden = false;
       result.hidden = true;
-      show(0, 1, "uploading");
+      show(0, 1, say("uploading", { percent: 0 }));
       xhr.send(new FormData(form));
     });
   }
