@@ -115,6 +115,8 @@ ensure_postfix() {  # a real MTA for the email-on-the-wire test: installed, neve
 ensure_chromium() {  # the operator page's browser tests drive Debian's headless Chromium (Playwright)
   command -v chromium >/dev/null || apt_install chromium
   command -v chromium >/dev/null || die "chromium is still missing after installing it"
+  # the pages in zh-CN: without a CJK font the screenshots show boxes instead of characters
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || apt_install fonts-wqy-microhei
 }
 
 ensure_promtool() {  # deploy/alerts.yml is checked and unit-tested by Prometheus's own promtool

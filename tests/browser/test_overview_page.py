@@ -183,3 +183,37 @@ def test_the_overview_says_so_when_the_hold_store_is_not_populated(tab: Any, sys
         expect(tab.locator("#hold-store")).to_contain_text("nothing is sent")
     finally:
         system.client.set(MARKER, "tests")
+
+
+def test_the_overview_speaks_chinese_to_a_chinese_browser_and_the_switch_sticks(
+    browser: Any, system: System, repo_root: Path
+) -> None:
+    context = browser.new_context(
+        base_url=system.base, locale="zh-CN", extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"}
+    )
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    try:
+        sign_in(tab, system.key)
+        expect(tab.locator("html")).to_have_attribute("lang", "zh-CN")
+        expect(tab.locator("h1")).to_have_text("概览")
+        expect(tab.locator("#last-24h g[data-series=sent] text.label")).to_have_text("已发送")
+        expect(tab.locator("#hold-store")).to_have_text("暂停库已就绪:每次发送前都会检查暂停。")
+        expect(tab.locator("#last-24h-totals tr[data-outcome=sent] td.num")).to_have_text("137")
+        expect(tab.locator("#last-24h-totals tr[data-outcome=sent] td").first).to_have_text("已发送")
+        expect(tab.locator("p.hint")).to_contain_text("时间为 Asia/Shanghai 时区")
+        artifacts = repo_root / "var" / "test-artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        tab.set_viewport_size({"width": 1280, "height": 900})
+        tab.screenshot(path=str(artifacts / "overview-zh-CN.png"), full_page=True)
+
+        tab.click("#languages >> text=English")
+        expect(tab.locator("h1")).to_have_text("Overview")
+        tab.click("nav >> text=In doubt")  # the choice sticks, whatever the browser asks
+        expect(tab.locator("h1")).to_contain_text("In-doubt deliveries")
+        tab.click("#languages >> text=中文")
+        expect(tab.locator("h1")).to_contain_text("待确认的投递")
+        tab.goto("/operator/dead-letters")
+        expect(tab.locator("h1")).to_contain_text("死信")
+    finally:
+        context.close()

@@ -25,7 +25,6 @@ from importlib import resources
 from io import BytesIO
 from typing import Any
 
-from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -70,14 +69,11 @@ def supported(tag: str | None) -> str | None:
     """``tag`` as one of :data:`LANGUAGES` (``zh``, ``zh_cn``, ``zh-Hans-CN`` -> ``zh-CN``), or None."""
     if not tag or not _TAG.match(tag):
         return None
-    try:
-        asked = Locale.parse(tag, sep="-" if "-" in tag else "_")
-    except (ValueError, TypeError):
-        return None
-    if asked.language == "zh":
+    language = re.split(r"[-_]", tag, maxsplit=1)[0].lower()
+    if language == "zh":
         # zh-TW and zh-HK readers get Simplified Chinese, which they read, rather than English
         return "zh-CN"
-    return "en" if asked.language == "en" else None
+    return "en" if language == "en" else None
 
 
 def from_accept_language(header: str | None) -> str | None:
