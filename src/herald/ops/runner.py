@@ -133,7 +133,9 @@ class Runner:
             api_port = self.api_port if port_free(self.api_port) else free_port()
             api_url = f"http://127.0.0.1:{api_port}"
             flower_port = 5555 if port_free(5555) else free_port()
-            metrics_port = 9808 if port_free(9808) else free_port()
+            asked = os.environ.get("HERALD_METRICS_PORT", "").strip()  # a Prometheus pointed at it
+            metrics_port = int(asked) if asked.isdigit() and int(asked) else 9808
+            metrics_port = metrics_port if port_free(metrics_port) else free_port()
             self.env.setdefault("HERALD_PUBLIC_URL", api_url)
             self.env.setdefault("HERALD_SECRET_KEY", secrets.token_urlsafe(32))
             self.env.setdefault("HERALD_LEDGER_URL", self.stack.local_env(url)["HERALD_LEDGER_URL"])
