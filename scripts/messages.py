@@ -28,6 +28,7 @@ METHODS = [
     ("api/operator/templates/**.html", "jinja2"),
     ("api/operator/**.py", "python"),
     ("api/unsubscribe.py", "python"),
+    ("holds/holdcsv.py", "python"),  # a hold's field errors, shown on the operator page
 ]
 OPTIONS = {"api/operator/templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
 

@@ -24,13 +24,15 @@ Used by the command line and the operator page alike.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from herald.holds.suppression import CATEGORIES, Hold, SuppressionStore, hold_id, parse_until
+from herald.display.i18n import N_
+from herald.holds.suppression import CATEGORIES, Hold, SuppressionStore, UntilError, hold_id, parse_until
 from herald.models import ID_PATTERN, MAX_ID
 from herald.state import store
 
@@ -41,17 +43,36 @@ MAX_REASON = 1000
 _IDENTIFIER = re.compile(ID_PATTERN)
 
 
-class HoldInputError(ValueError):
-    """One field of a hold is wrong; ``field`` names it and the message says why."""
+UNTIL_PROBLEMS = {
+    "not_a_time": N_("until: %(value)s is neither a date (2026-12-31) nor a time with an offset"),
+    "no_offset": N_("until: %(value)s needs an offset, e.g. 2026-12-31T18:00:00+08:00"),
+}
+"""What a hold's unreadable end is told as, by :class:`UntilError` kind."""
 
-    def __init__(self, field: str, message: str) -> None:
+
+class HoldInputError(ValueError):
+    """One field of a hold is wrong; ``field`` names it and the message says why.
+
+    ``template`` and ``params`` are the message before formatting (``template % params``), so a
+    page can show it in its reader's language (the templates are marked for translation)."""
+
+    def __init__(self, field: str, template: str, params: Mapping[str, object] | None = None) -> None:
+        message = template % dict(params) if params else template
         super().__init__(message)
         self.field = field
         self.message = message
+        self.template = template
+        self.params = dict(params or {})
 
 
 class CsvHeaderError(ValueError):
-    """The file's header lacks a required column: nothing in it can be read."""
+    """The file's header lacks a required column, or the file is not CSV: nothing in it can be
+    read. ``template % params`` is the message (``template`` marked for translation)."""
+
+    def __init__(self, template: str, params: Mapping[str, object]) -> None:
+        super().__init__(template % dict(params))
+        self.template = template
+        self.params = dict(params)
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,9 @@ class LineError:
     line: int
     field: str
     message: str
+    template: str = ""
+    """The message before formatting with ``params`` (for a translation); empty: ``message``."""
+    params: dict[str, object] = dataclasses.field(default_factory=dict)  # `field` is a field here
 
 
 @dataclass
@@ -84,7 +108,8 @@ def parse_categories(values: Iterable[str] | None) -> tuple[str, ...]:
     if unknown:
         raise HoldInputError(
             "categories",
-            f"unknown categories {', '.join(unknown)} (known: {', '.join(CATEGORIES)})",
+            N_("unknown categories %(unknown)s (known: %(known)s)"),
+            {"unknown": ", ".join(unknown), "known": ", ".join(CATEGORIES)},
         )
     return chosen
 
@@ -94,8 +119,11 @@ def _identifier(name: str, value: str) -> str:
     if len(value) > MAX_ID or not _IDENTIFIER.match(value):
         raise HoldInputError(
             name,
-            f"{name} {value[:40]!r} must be 1 to {MAX_ID} letters, digits or ._:@- "
-            "(starting with a letter or digit)",
+            N_(
+                "%(name)s %(value)s must be 1 to %(max)s letters, digits or ._:@- "
+                "(starting with a letter or digit)"
+            ),
+            {"name": name, "value": repr(value[:40]), "max": MAX_ID},
         )
     return value
 
@@ -117,17 +145,18 @@ def build_hold(
     is one hold); otherwise it is fresh. An agreement hold's id is its agreement.
     """
     if not account.strip():
-        raise HoldInputError("account_id", "account_id is required")
+        raise HoldInputError("account_id", N_("account_id is required"))
     account = _identifier("account_id", account)
     reason = reason.strip()
     if not reason:
-        raise HoldInputError("reason", "reason is required")
+        raise HoldInputError("reason", N_("reason is required"))
     if len(reason) > MAX_REASON:
-        raise HoldInputError("reason", f"reason is longer than {MAX_REASON} characters")
+        raise HoldInputError("reason", N_("reason is longer than %(max)s characters"), {"max": MAX_REASON})
     try:
         ends = parse_until(until, timezone)
-    except ValueError as exc:
-        raise HoldInputError("until", f"until: {exc}") from None
+    except UntilError as exc:
+        template = UNTIL_PROBLEMS[exc.kind]
+        raise HoldInputError("until", template, {"value": repr(exc.value)}) from None
     agreement = _identifier("agreement", agreement) if agreement and agreement.strip() else None
     if agreement:
         ident = hold_id("agreement", agreement)
@@ -178,7 +207,8 @@ def read_rows(text: str) -> list[tuple[int, dict[str, str]]]:
     missing = set(REQUIRED_COLUMNS) - set(reader.fieldnames or [])
     if missing:
         raise CsvHeaderError(
-            f"the header must name {', '.join(sorted(missing))} (columns: {', '.join(CSV_COLUMNS)})"
+            N_("the header must name %(missing)s (columns: %(columns)s)"),
+            {"missing": ", ".join(sorted(missing)), "columns": ", ".join(CSV_COLUMNS)},
         )
     rows: list[tuple[int, dict[str, str]]] = []
     try:
@@ -190,7 +220,9 @@ def read_rows(text: str) -> list[tuple[int, dict[str, str]]]:
             }
             rows.append((reader.line_num, cells))
     except csv.Error as exc:
-        raise CsvHeaderError(f"line {reader.line_num}: not valid CSV: {exc}") from None
+        raise CsvHeaderError(
+            N_("line %(line)s: not valid CSV: %(problem)s"), {"line": reader.line_num, "problem": exc}
+        ) from None
     return rows
 
 
@@ -209,7 +241,7 @@ def parse_row(number: int, row: dict[str, str], *, by: str, timezone: str) -> Ho
             stable_id=True,
         )
     except HoldInputError as exc:
-        return LineError(number, exc.field, exc.message)
+        return LineError(number, exc.field, exc.message, exc.template, exc.params)
 
 
 def import_holds(

@@ -185,6 +185,19 @@ class Hold:
         )
 
 
+class UntilError(ValueError):
+    """A hold's end that cannot be read: ``kind`` says why (``not_a_time``, ``no_offset``)."""
+
+    def __init__(self, kind: Literal["not_a_time", "no_offset"], value: str) -> None:
+        super().__init__(
+            f"{value!r} is neither a date (2026-12-31) nor a time with an offset"
+            if kind == "not_a_time"
+            else f"{value!r} needs an offset, e.g. 2026-12-31T18:00:00+08:00"
+        )
+        self.kind = kind
+        self.value = value
+
+
 def parse_until(value: str | None, timezone: str) -> float | None:
     """A hold's end: a date means the end of that day in ``timezone``; a time needs an offset."""
     if value is None or not value.strip():
@@ -197,9 +210,9 @@ def parse_until(value: str | None, timezone: str) -> float | None:
             return end.timestamp()
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{value!r} is neither a date (2026-12-31) nor a time with an offset") from None
+        raise UntilError("not_a_time", value) from None
     if moment.tzinfo is None:
-        raise ValueError(f"{value!r} needs an offset, e.g. 2026-12-31T18:00:00+08:00")
+        raise UntilError("no_offset", value)
     return moment.timestamp()
 
 

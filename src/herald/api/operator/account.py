@@ -99,7 +99,9 @@ def add_hold(
             timezone=visit.settings.default_timezone,
         )
     except HoldInputError as exc:
-        return _account_page(visit, account, 400, errors={exc.field: exc.message}, form=form)
+        return _account_page(
+            visit, account, 400, errors={exc.field: visit.tell(exc.template, exc.params)}, form=form
+        )
     change = SuppressionStore(visit.redis).add(hold)
     log.info("operator page: %s %s on %s by %s", change.action, hold.id, account, hold.by)
     return redirect(visit, "/account", account=account, done="added")

@@ -12,14 +12,14 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import orjson
 from fastapi import File, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from herald.api.operator.page import SignedIn, SignedInPost, finish, page_router, render
+from herald.api.operator.page import SignedIn, SignedInPost, Visit, finish, page_router, render
+from herald.display.i18n import N_
 from herald.holds.holdcsv import CsvHeaderError, ImportReport, import_holds, read_rows
 from herald.holds.suppression import SuppressionStore
 
@@ -32,12 +32,24 @@ MAX_SHOWN_ERRORS = 1000
 NDJSON = "application/x-ndjson"
 
 
-def _report_json(report: ImportReport) -> dict[str, Any]:
+SUMMARY = N_("%(added)s added, %(replaced)s replaced, %(unchanged)s unchanged, %(bad)s bad lines")
+
+
+def _report_json(visit: Visit, report: ImportReport) -> dict[str, Any]:
+    """The import's result as the page and its script show it, in the visit's language."""
+    counts = {**report.counts, "bad": len(report.errors)}
     return {
-        "summary": report.summary(),
+        "summary": visit.tell(SUMMARY, counts),
         "lines": report.lines,
         "counts": report.counts,
-        "errors": [asdict(e) for e in report.errors[:MAX_SHOWN_ERRORS]],
+        "errors": [
+            {
+                "line": e.line,
+                "field": e.field,
+                "message": visit.tell(e.template, e.params) if e.template else e.message,
+            }
+            for e in report.errors[:MAX_SHOWN_ERRORS]
+        ],
         "more_errors": max(0, len(report.errors) - MAX_SHOWN_ERRORS),
     }
 
@@ -64,16 +76,16 @@ def import_upload(visit: SignedInPost, file: Annotated[UploadFile | None, File()
     problem, rows = "", []
     data = file.file.read(MAX_UPLOAD + 1) if file is not None else b""
     if file is None or not file.filename:
-        problem = "file: choose a CSV file to upload"
+        problem = visit._("file: choose a CSV file to upload")
     elif len(data) > MAX_UPLOAD:
-        problem = f"file: larger than {MAX_UPLOAD // (1024 * 1024)} MiB; split it"
+        problem = visit._("file: larger than %(mib)s MiB; split it") % {"mib": MAX_UPLOAD // (1024 * 1024)}
     else:
         try:
             rows = read_rows(data.decode("utf-8-sig"))
         except UnicodeDecodeError:
-            problem = "file: not UTF-8 text"
+            problem = visit._("file: not UTF-8 text")
         except CsvHeaderError as exc:
-            problem = f"file: {exc}"
+            problem = visit._("file: %(problem)s") % {"problem": visit.tell(exc.template, exc.params)}
     if problem:
         if streaming:
             return finish(visit, Response(_ndjson({"error": problem}), 400, media_type=NDJSON))
@@ -87,7 +99,7 @@ def import_upload(visit: SignedInPost, file: Annotated[UploadFile | None, File()
         return report
 
     if not streaming:
-        return render(visit, "import.html", result=_report_json(apply()))
+        return render(visit, "import.html", result=_report_json(visit, apply()))
 
     # The import runs in its own thread to its end, even if the browser goes away meanwhile:
     # the stream only reports on it.
@@ -108,11 +120,14 @@ def import_upload(visit: SignedInPost, file: Annotated[UploadFile | None, File()
         while True:
             item = updates.get()
             if isinstance(item, ImportReport):
-                yield _ndjson({"result": _report_json(item)})
+                yield _ndjson({"result": _report_json(visit, item)})
                 return
             if isinstance(item, Exception):
-                message = f"the import stopped after {done} of {len(rows)} lines ({type(item).__name__}); "
-                yield _ndjson({"error": message + "the lines before were applied: upload the file again"})
+                message = visit._(
+                    "the import stopped after %(done)s of %(total)s lines (%(error)s); "
+                    "the lines before were applied: upload the file again"
+                ) % {"done": done, "total": len(rows), "error": type(item).__name__}
+                yield _ndjson({"error": message})
                 return
             done = item[0]
             yield _ndjson({"progress": {"done": item[0], "total": item[1]}})

@@ -20,7 +20,7 @@ ended.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -94,6 +94,12 @@ class Visit:
     def _(self, message: str) -> str:
         """``message`` in the visit's language."""
         return self.speaker._(message)
+
+    def tell(self, template: str, params: Mapping[str, object] | None = None) -> str:
+        """A library message (``template % params``, its template marked for translation) in
+        the visit's language."""
+        said = self.speaker._(template)
+        return said % dict(params) if params else said
 
     @property
     def base(self) -> str:
