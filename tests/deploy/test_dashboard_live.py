@@ -8,11 +8,9 @@ here. Every wait polls Prometheus for a condition until a deadline.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,25 +18,14 @@ import pytest
 from herald.holds.suppression import Hold, SuppressionStore
 from herald.ops.embedded import free_port
 from tests.harness import Herald, make_reminder, running_herald
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 90.0
 
 
-def _preview() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "dashboard_preview", ROOT / "scripts" / "dashboard_preview.py"
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PREVIEW = _preview()
+PREVIEW = load_script("dashboard_preview")
 
 
 @pytest.fixture(scope="module")

@@ -3,29 +3,15 @@ placeholders and markup; the language is chosen as a person expects."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from babel.messages.pofile import read_po
 
 from herald.display.i18n import choose, from_accept_language, speaker, supported
+from tests.scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _messages() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("messages", ROOT / "scripts" / "messages.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MESSAGES = _messages()
+MESSAGES = load_script("messages")
 
 
 def test_the_pages_strings_are_found_in_templates_python_and_the_unsubscribe_pages() -> None:
