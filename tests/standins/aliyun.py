@@ -60,7 +60,6 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -75,7 +74,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from tests.standins.base import ThreadedServer
+from tests.standins.base import AiohttpServer, Recording
 
 ACTION: Final = "SendSms"
 VERSION: Final = "2017-05-25"
@@ -291,7 +290,7 @@ def _answer(status: int, body: dict[str, Any], fmt: str, root: str = "SendSmsRes
     )
 
 
-class FakeAliyunSMS(ThreadedServer):
+class FakeAliyunSMS(AiohttpServer, Recording):
     """Aliyun SMS's ``SendSms`` on 127.0.0.1 (see the module docstring).
 
     Parameters: ``access_key_id`` / ``access_key_secret`` (random when not given), ``sign_name``
@@ -329,10 +328,7 @@ class FakeAliyunSMS(ThreadedServer):
         else:
             self.templates = dict.fromkeys(templates)
         self.latency = latency
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._accepted: list[dict[str, Any]] = []
-        self._requests = 0
+        self._start_records()
         self._in_flight = 0
         self._peak = 0
         self._nonces: dict[str, float] = {}
@@ -343,27 +339,16 @@ class FakeAliyunSMS(ThreadedServer):
         self._blocked: set[str] = set()
         self._limited: dict[str, str] = {}
         self._no_credit = False
-        self._runner: web.AppRunner | None = None
         self.last_report_answer: tuple[int, str] | None = None
         """The HTTP status and body of the last `push_reports` answer."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def _serve(self) -> None:
-        app = web.Application(client_max_size=1024**2)
+    backlog = 2048
+
+    def _routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._port or 0, backlog=2048)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-
-    async def _cleanup(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def herald_env(self) -> dict[str, str]:
         """The settings that point herald's Aliyun provider here, with its approved signature."""
@@ -375,18 +360,6 @@ class FakeAliyunSMS(ThreadedServer):
         }
 
     # -- observations ------------------------------------------------------------------------
-
-    @property
-    def accepted(self) -> list[dict[str, Any]]:
-        """A copy of the accepted messages, oldest first."""
-        with self._lock:
-            return list(self._accepted)
-
-    @property
-    def requests(self) -> int:
-        """Requests received, refused ones included."""
-        with self._lock:
-            return self._requests
 
     @property
     def in_flight(self) -> int:
@@ -413,13 +386,6 @@ class FakeAliyunSMS(ThreadedServer):
                 if record["biz_id"] == biz_id:
                     return record
         raise KeyError(biz_id)
-
-    def wait_accepted(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Block until at least ``count`` messages were accepted; returns them all."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self._accepted) >= count, timeout):
-                raise TimeoutError(f"{len(self._accepted)} of {count} messages accepted after {timeout} s")
-            return list(self._accepted)
 
     def reset(self) -> None:
         """Forget records, counters, used nonces, faults, blocks, limits and the credit state."""
@@ -587,8 +553,7 @@ class FakeAliyunSMS(ThreadedServer):
         except _Refused as refused:
             return _answer(refused.status, refused.body, fmt)
         with self._changed:
-            self._accepted.append(record)
-            self._changed.notify_all()
+            self._record(record)
             hang = (self._hangs.popleft() if self._hangs else 0.0) or self._hang_all
             record["held_back"] = hang
         if hang > 0:

@@ -2,8 +2,12 @@
 
 `LocalServer` is what every stand-in has: a `port` that raises until the server listens,
 `start`/`stop`, and use as a context manager. `ThreadedServer` adds the background thread
-with its own event loop that the aiohttp stand-ins (FakeTwilio, FakeFCM) run in. FakeSMTP
+with its own event loop that the HTTP stand-ins run in; `AiohttpServer` serves an aiohttp
+application there (FakeTwilio, FakeFCM, FakeAliyunSMS; FakeAPNs speaks HTTP/2 itself). FakeSMTP
 takes only `LocalServer`: aiosmtpd's Controller brings its own thread and loop.
+
+`Recording` is what a test reads of a stand-in: the messages it accepted, the requests it
+received, and a wait for the next accepted ones.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
+
+from aiohttp import web
 
 
 class LocalServer:
@@ -128,3 +134,78 @@ class ThreadedServer(LocalServer):
             loop.run_until_complete(self._cleanup())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+
+class AiohttpServer(ThreadedServer):
+    """A `ThreadedServer` answering with an aiohttp application on 127.0.0.1.
+
+    Subclasses add their routes in `_routes(app)`, and may set `backlog` (connections waiting to
+    be accepted: a deep backlog of clients connects at once) and `client_max_size`.
+    """
+
+    backlog: ClassVar[int] = 128
+    client_max_size: ClassVar[int] = 1024**2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._runner: web.AppRunner | None = None
+
+    def _routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=self.client_max_size)
+        self._routes(app)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self._port or 0, backlog=self.backlog)
+        await site.start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class Recording:
+    """The records of a stand-in, kept under one lock: what it accepted and how many requests
+    it received. A subclass calls `_start_records()` in its constructor, counts each request
+    with ``self._requests += 1`` and records each accepted message with `_record` (both under
+    ``self._lock``)."""
+
+    _lock: threading.Lock
+    _changed: threading.Condition
+    _accepted: list[dict[str, Any]]
+    _requests: int
+
+    def _start_records(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._accepted = []
+        self._requests = 0
+
+    def _record(self, record: dict[str, Any]) -> None:
+        """Keep an accepted message and wake `wait_accepted` (call it holding ``self._lock``)."""
+        self._accepted.append(record)
+        self._changed.notify_all()
+
+    @property
+    def accepted(self) -> list[dict[str, Any]]:
+        """A copy of the accepted messages, oldest first."""
+        with self._lock:
+            return list(self._accepted)
+
+    @property
+    def requests(self) -> int:
+        """Requests received, refused ones included."""
+        with self._lock:
+            return self._requests
+
+    def wait_accepted(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least ``count`` messages were accepted; returns them all."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._accepted) >= count, timeout):
+                raise TimeoutError(f"{len(self._accepted)} of {count} messages accepted after {timeout} s")
+            return list(self._accepted)

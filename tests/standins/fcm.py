@@ -30,7 +30,6 @@ import binascii
 import json
 import math
 import secrets
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,7 +42,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.standins.base import ThreadedServer
+from tests.standins.base import AiohttpServer, Recording
 
 GOOGLE_TOKEN_AUDIENCE: Final = "https://oauth2.googleapis.com/token"
 FCM_SCOPE: Final = "https://www.googleapis.com/auth/firebase.messaging"
@@ -172,7 +171,7 @@ def _oauth_error(error: str, description: str, status: int = 400) -> web.Respons
     return web.json_response({"error": error, "error_description": description}, status=status)
 
 
-class FakeFCM(ThreadedServer):
+class FakeFCM(AiohttpServer, Recording):
     """FCM HTTP v1 and its OAuth token endpoint on 127.0.0.1 (see the module docstring).
 
     `clock` (monotonic seconds) decides access-token expiry; it defaults to
@@ -197,19 +196,16 @@ class FakeFCM(ThreadedServer):
         self.token_lifetime = token_lifetime
         self.latency = latency
         self._clock = clock
-        self._lock = threading.Lock()
+        self._start_records()
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._key_id = secrets.token_hex(20)
         self.client_email = f"herald-push@{project_id}.iam.gserviceaccount.com"
         self.client_id = str(secrets.randbelow(10**21))
         self._tokens: dict[str, float] = {}
-        self._accepted: list[dict[str, Any]] = []
-        self._requests = 0
         self._token_grants = 0
         self._faults: deque[_Fault] = deque()
         self._outage: _Fault | None = None
         self._hangs: deque[float] = deque()
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -225,21 +221,12 @@ class FakeFCM(ThreadedServer):
     def send_url(self, project_id: str | None = None) -> str:
         return f"{self.url}/v1/projects/{project_id or self.project_id}/messages:send"
 
-    async def _serve(self) -> None:
-        app = web.Application()
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/token", self._handle_token)
         app.router.add_post("/v1/projects/{project}/messages:send", self._handle_send)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self._port or 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
 
     async def _cleanup(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super()._cleanup()
         # Handlers whose client went away (a hung send) are no longer tracked by aiohttp.
         pending = asyncio.all_tasks() - {asyncio.current_task()}
         for task in pending:
@@ -278,18 +265,6 @@ class FakeFCM(ThreadedServer):
         return path
 
     # -- observations ------------------------------------------------------------------------
-
-    @property
-    def accepted(self) -> list[dict[str, Any]]:
-        """Accepted sends, oldest first: token, title, body, data, name, at (epoch seconds), message."""
-        with self._lock:
-            return list(self._accepted)
-
-    @property
-    def requests(self) -> int:
-        """Send requests received (refused ones included; token requests excluded)."""
-        with self._lock:
-            return self._requests
 
     @property
     def token_grants(self) -> int:
@@ -463,7 +438,7 @@ class FakeFCM(ThreadedServer):
             "message": message,
         }
         with self._lock:
-            self._accepted.append(record)
+            self._record(record)
             hang = self._hangs.popleft() if self._hangs else 0.0
         if hang > 0:
             await asyncio.sleep(hang)

@@ -67,7 +67,7 @@ from typing import Any, Final
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from tests.standins.base import ThreadedServer
+from tests.standins.base import AiohttpServer, Recording
 
 API_VERSION: Final = "2010-04-01"
 MESSAGES_PATH: Final = "/2010-04-01/Accounts/{account_sid}/Messages.json"
@@ -217,7 +217,7 @@ class _Refused(Exception):
         self.response = response
 
 
-class FakeTwilio(ThreadedServer):
+class FakeTwilio(AiohttpServer, Recording):
     """Twilio's Messages API on 127.0.0.1 (see the module docstring).
 
     `accepted` lists the messages answered ``201``, oldest first, as dicts with ``sid``,
@@ -243,10 +243,7 @@ class FakeTwilio(ThreadedServer):
         self.auth_token = auth_token or secrets.token_hex(16)
         self.latency = latency
         self._validator = RequestValidator(self.auth_token)
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._accepted: list[dict[str, Any]] = []
-        self._requests = 0
+        self._start_records()
         self._blocked: set[str] = set()
         self._faults: deque[_Fault] = deque()
         self._outage: _Fault | None = None
@@ -257,7 +254,6 @@ class FakeTwilio(ThreadedServer):
         self._in_flight = 0
         self._answering = threading.Event()
         self._answering.set()
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -283,36 +279,13 @@ class FakeTwilio(ThreadedServer):
         # Release the answers `pause_answers` holds back.
         self._answering.set()
 
-    async def _serve(self) -> None:
-        app = web.Application()
+    backlog = 1024  # a deep backlog: hundreds of clients may connect at once
+
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/2010-04-01/Accounts/{account_sid}/Messages.json", self._handle_create)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        # A deep backlog: hundreds of clients may connect at once.
-        site = web.TCPSite(runner, "127.0.0.1", self._port or 0, backlog=1024)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-
-    async def _cleanup(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # -- observations ------------------------------------------------------------------------
-
-    @property
-    def accepted(self) -> list[dict[str, Any]]:
-        """A copy of the accepted messages, oldest first."""
-        with self._lock:
-            return list(self._accepted)
-
-    @property
-    def requests(self) -> int:
-        """Messages POSTs received, refused ones included."""
-        with self._lock:
-            return self._requests
 
     @property
     def in_flight(self) -> int:
@@ -331,13 +304,6 @@ class FakeTwilio(ThreadedServer):
                 if record["sid"] == sid:
                     return record
         raise KeyError(sid)
-
-    def wait_accepted(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Block until at least `count` messages were accepted; returns them all."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self._accepted) >= count, timeout):
-                raise TimeoutError(f"{len(self._accepted)} of {count} messages accepted after {timeout} s")
-            return list(self._accepted)
 
     def reset(self) -> None:
         """Forget records, counters, pending faults and the STOP set."""
@@ -542,8 +508,7 @@ class FakeTwilio(ThreadedServer):
             return refused.response
         payload = self._resource(record)
         with self._changed:
-            self._accepted.append(record)
-            self._changed.notify_all()
+            self._record(record)
             hang = self._hangs_to.pop(record["to"], 0.0) or (self._hangs.popleft() if self._hangs else 0.0)
             hang = hang or self._hang_all
             record["held_back"] = hang
