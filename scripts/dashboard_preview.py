@@ -26,7 +26,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from herald.ops.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "herald.json"
@@ -60,18 +61,6 @@ svg text { fill: #8e8e9a; font-size: 10px; } svg .grid { stroke: #2a2d33; }
 .none { color: #8e8e9a; font-size: 14px; }
 """
 COLOURS = ["#2e7d32", "#1565c0", "#ef6c00", "#c62828", "#6a1b9a", "#00838f", "#757575", "#ad1457", "#558b2f"]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    """The dashboard's panels (rows too), in order."""
-    return list(dashboard["panels"])
 
 
 def expression(expr: str) -> str:
@@ -212,7 +201,7 @@ def draw(dashboard: dict[str, Any], prometheus: Prometheus, start: float, end: f
     Prometheus's answers to its queries over ``start``..``end``."""
     cells = []
     step = max(1.0, (end - start) / 200)
-    for panel in panels(dashboard):
+    for panel in dashboard["panels"]:
         grid = panel["gridPos"]
         place = (
             f"grid-column: {grid['x'] + 1} / span {grid['w']}; grid-row: {grid['y'] + 1} / span {grid['h']}"

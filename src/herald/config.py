@@ -387,7 +387,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _routes(self) -> Settings:
         try:
-            parse_routes(self.sms_routes, self.sms_providers)
+            parse_routes(self.sms_routes, self.providers("sms"))
         except ValueError as exc:
             raise ValueError(f"sms_routes (HERALD_SMS_ROUTES): {exc}") from None
         return self
@@ -480,11 +480,6 @@ class Settings(BaseSettings):
                 "twice, and a task must end well inside the visibility timeout"
             )
         return self
-
-    @property
-    def sms_providers(self) -> tuple[str, ...]:
-        """``HERALD_SMS_PROVIDER`` as names, in order."""
-        return tuple(self.sms_provider.split(","))
 
     def providers(self, channel: Channel) -> tuple[str, ...]:
         """The providers ``channel`` may use, in order (``HERALD_<CHANNEL>_PROVIDER``)."""

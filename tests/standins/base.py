@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from aiohttp import web
 
@@ -134,6 +135,29 @@ class ThreadedServer(LocalServer):
             loop.run_until_complete(self._cleanup())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+
+T = TypeVar("T")
+
+
+def serve_while(
+    path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]], action: Callable[[str], T]
+) -> T:
+    """Answer POSTs to ``path`` with ``handler`` on a loop of this thread while ``action(base URL)``
+    runs in a worker thread (a receiver of the webhooks a stand-in sends); ``action``'s result."""
+
+    async def main() -> T:
+        app = web.Application()
+        app.router.add_post(path, handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            return await asyncio.to_thread(action, f"http://127.0.0.1:{runner.addresses[0][1]}")
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(main())
 
 
 class AiohttpServer(ThreadedServer):

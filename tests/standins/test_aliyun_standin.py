@@ -41,6 +41,7 @@ from tests.standins.aliyun import (
     normalize_number,
     string_to_sign,
 )
+from tests.standins.base import serve_while
 
 TO = "+8613800138000"
 SIGN = "赫拉德信贷"
@@ -506,22 +507,13 @@ class Receiver:
 
 
 def with_receiver(receiver: Receiver, action: Any) -> Any:
-    """Serve ``receiver`` on this thread's loop while ``action(url)`` runs in a worker thread."""
+    """Serve ``receiver`` while ``action(url)`` runs in a worker thread."""
 
-    async def main() -> Any:
-        app = web.Application()
-        app.router.add_post("/reports", receiver.handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/reports"
-        try:
-            return await asyncio.to_thread(action, receiver.url)
-        finally:
-            await runner.cleanup()
+    def run(base: str) -> Any:
+        receiver.url = f"{base}/reports"
+        return action(receiver.url)
 
-    return asyncio.run(main())
+    return serve_while("/reports", receiver.handle, run)
 
 
 def test_push_reports_posts_the_documented_array(fake: FakeAliyunSMS) -> None:

@@ -29,6 +29,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from tests.harness import wait_until
+from tests.standins.base import serve_while
 from tests.standins.twilio import FakeTwilio, count_segments
 
 TO = "+8613800138000"
@@ -497,20 +498,11 @@ def with_receiver(auth_token: str, action: Any) -> tuple[Any, Receiver]:
     """Run a receiver on this thread's loop while ``action(receiver)`` runs in a worker thread."""
     receiver = Receiver(auth_token)
 
-    async def main() -> Any:
-        app = web.Application()
-        app.router.add_post("/hooks/{name}", receiver.handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        try:
-            return await asyncio.to_thread(action, receiver)
-        finally:
-            await runner.cleanup()
+    def run(base: str) -> Any:
+        receiver.url = base
+        return action(receiver)
 
-    return asyncio.run(main()), receiver
+    return serve_while("/hooks/{name}", receiver.handle, run), receiver
 
 
 def test_status_callback_is_signed_as_twilio_signs(fake: FakeTwilio) -> None:

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from herald.api.deps import redis_of, settings_of
+from herald.api.languages import answered_in, language_of
 from herald.config import Settings
-from herald.display.i18n import COOKIE, COOKIE_AGE, N_, Speaker, choose, speaker, supported
+from herald.display.i18n import N_, Speaker, speaker
 from herald.display.masking import mask_email
 from herald.holds.optouts import OptOuts
 from herald.rendering.links import UNSUBSCRIBE_PATH, read_unsubscribe_token
@@ -46,13 +47,7 @@ NOT_VALID = N_("this unsubscribe link is not valid")
 
 
 def _speaker(request: Request) -> Speaker:
-    return speaker(
-        choose(
-            request.query_params.get("lang"),
-            request.cookies.get(COOKIE),
-            request.headers.get("accept-language"),
-        )
-    )
+    return speaker(language_of(request))
 
 
 def _page(request: Request, say: Speaker, title: str, body: str) -> HTMLResponse:
@@ -61,9 +56,8 @@ def _page(request: Request, say: Speaker, title: str, body: str) -> HTMLResponse
         f'<!doctype html><html lang="{say.tag}"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{STYLE}</style></head>\n<body>{body}</body></html>"
     )
-    response = HTMLResponse(html, headers={**HEADERS, "Content-Language": say.tag, "Vary": "Accept-Language"})
-    if supported(request.query_params.get("lang")):
-        response.set_cookie(COOKIE, say.tag, max_age=COOKIE_AGE, path="/", samesite="lax")
+    response = HTMLResponse(html, headers=HEADERS)
+    answered_in(request, response, say.tag)
     return response
 
 

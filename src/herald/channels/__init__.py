@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import import_module
 
 from herald.channels.base import Provider
@@ -27,6 +28,12 @@ def provider_class(name: str) -> type[Provider]:
         raise ValueError(f"no provider named {name!r} in this build") from None
     cls: type[Provider] = getattr(import_module(module_name), class_name)
     return cls
+
+
+def approved_only(names: Iterable[str]) -> tuple[str, ...]:
+    """Of ``names`` (providers of this build, or ``push``, every push service at once), those
+    that send only approved templates (their code and parameters are rendered with a message)."""
+    return tuple(n for n in names if n in PROVIDERS and provider_class(n).approved_only)
 
 
 def make_provider(channel: Channel, settings: Settings, name: str) -> Provider:

@@ -127,17 +127,24 @@ _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _MAINLAND_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 
 
-@lru_cache(maxsize=4096)
 def percent_encode(value: str) -> str:
     """RFC 3986 percent-encoding of UTF-8, as Aliyun's signature wants it: only letters, digits
-    and ``-_.~`` stay as they are; a space is ``%20``, never ``+``. Cached: most parameters
-    (key, action, signature name, template code) are the same in every request."""
+    and ``-_.~`` stay as they are; a space is ``%20``, never ``+``."""
     return quote(value, safe="-_.~")
+
+
+_encode_constant = lru_cache(maxsize=256)(percent_encode)
+""":func:`percent_encode` of what is the same in every request (names, key, action, signature
+name, template code): cached. Values that name a person (number, parameters) are never kept."""
+PER_MESSAGE: Final = frozenset({"PhoneNumbers", "TemplateParam", "OutId", "SignatureNonce", "Timestamp"})
 
 
 def canonical_query(params: Mapping[str, str]) -> str:
     """The parameters sorted by name, each ``name=value`` percent-encoded, joined by ``&``."""
-    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(params.items()))
+    return "&".join(
+        f"{_encode_constant(k)}={percent_encode(v) if k in PER_MESSAGE else _encode_constant(v)}"
+        for k, v in sorted(params.items())
+    )
 
 
 def rpc_signature(method: str, params: Mapping[str, str], secret: str) -> str:

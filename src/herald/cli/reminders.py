@@ -12,7 +12,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from herald import clock
 from herald.cli.common import cell, default_operator, err, fail, make_table, out
 from herald.config import get_settings
 from herald.display.timefmt import local_time, zone_note
@@ -186,7 +185,7 @@ def _print_breakers(client: redis.Redis) -> None:
     """The providers' breakers that opened in the last day: when, until when, and why."""
     from herald.routing.breaker import BREAKERS, openings
 
-    now = clock.time()
+    now = store.redis_now(client)  # openings are written on Redis's clock
     recent = [o for o in openings(client.hgetall(BREAKERS)) if o.until > now - 86400]
     if not recent:
         return
@@ -197,8 +196,8 @@ def _print_breakers(client: redis.Redis) -> None:
         state = " [red](open)[/red]" if o.until > now else ""
         table.add_row(
             o.provider + state,
-            local_time(store.iso(o.opened_at)),
-            local_time(store.iso(o.until)),
+            local_time(o.opened_at),
+            local_time(o.until),
             cell(o.reason),
         )
     out.print(table)

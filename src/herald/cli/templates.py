@@ -11,7 +11,7 @@ from jinja2 import TemplateSyntaxError
 from rich.table import Table
 
 from herald import clock
-from herald.channels import PROVIDERS, provider_class
+from herald.channels import PROVIDERS, approved_only
 from herald.cli.common import cell, err, fail, out
 from herald.config import get_settings
 from herald.models import CHANNELS, Channel
@@ -23,11 +23,11 @@ from herald.rendering.samples import sample_context
 def _approved_providers(extra: list[str]) -> tuple[str, ...]:
     """The SMS providers to check approved templates for: those configured that send only
     approved templates, and those named with ``--provider``."""
-    names = list(dict.fromkeys([*get_settings().sms_providers, *extra]))
+    names = list(dict.fromkeys([*get_settings().providers("sms"), *extra]))
     unknown = [n for n in names if n not in PROVIDERS]
     if unknown:
         raise fail(f"--provider: no provider named {unknown[0]!r} (known: {', '.join(sorted(PROVIDERS))})")
-    return tuple(n for n in names if provider_class(n).approved_only)
+    return approved_only(names)
 
 
 def templates_check(

@@ -135,10 +135,6 @@ def rules_arg(text: str, channel: str, category: str) -> str:
     return ";".join(f"{n},{w}" for n, w in parse_caps(text).get((channel, category), ()))
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 async def claim_many(
     client: aioredis.Redis, script: AsyncScript, settings: Settings, requests: list[ClaimRequest]
 ) -> list[ClaimAnswer]:
@@ -165,7 +161,9 @@ async def claim_many(
         calls.append((script, keys, args))
     answers = await call_scripts(client, calls)
     return [
-        ClaimAnswer(ClaimVerdict(_text(a[0])), _text(a[1]), float(a[2]), [_text(x) for x in a[3:]])
+        ClaimAnswer(
+            ClaimVerdict(store.text(a[0])), store.text(a[1]), float(a[2]), [store.text(x) for x in a[3:]]
+        )
         for a in answers
     ]
 

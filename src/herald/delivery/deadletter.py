@@ -54,10 +54,6 @@ class DeadLetter:
         return self.type == MESSAGE
 
 
-def _text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
-
-
 def list_dead(
     client: redis.Redis, *, count: int = 100, after: str = "-", upto: str = "+"
 ) -> list[DeadLetter]:
@@ -69,7 +65,7 @@ def list_dead(
         f = store.decode_hash(raw or {})
         out.append(
             DeadLetter(
-                _text(entry_id),
+                store.text(entry_id),
                 f.get("key", ""),
                 f.get("channel", ""),
                 f.get("reason", ""),
@@ -127,7 +123,7 @@ def replay(
     newest = client.xrevrange(store.DEADLETTER, count=1)
     if not newest:
         return [], list(wanted)
-    upto = _text(newest[0][0])
+    upto = store.text(newest[0][0])
     script = client.register_script(store.script_source("replay"))
     after = "-"
     while letters := list_dead(client, count=batch, after=after, upto=upto):

@@ -18,7 +18,7 @@ from functools import partial
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from herald.channels import make_provider, provider_class
+from herald.channels import approved_only, make_provider
 from herald.channels.base import Provider
 from herald.config import Settings
 from herald.delivery.batched import (
@@ -40,7 +40,7 @@ from herald.models import Channel
 from herald.rendering.catalog import Catalog, cached_catalog
 from herald.rendering.renderer import Renderer
 from herald.routing.breaker import Breakers
-from herald.routing.router import SPLIT_PUSH, Router
+from herald.routing.router import Router
 from herald.state import store
 from herald.state.redisconn import async_redis_client
 from herald.values.caps import parse_caps
@@ -132,7 +132,7 @@ class Runtime:
         key = tuple(names)
         found = self._approved.get(key)
         if found is None:
-            found = tuple(n for n in names if n != SPLIT_PUSH and provider_class(n).approved_only)
+            found = approved_only(names)
             self._approved[key] = found
         return found
 

@@ -18,7 +18,6 @@ and the zone named; read alike in both languages, and exact when copied into a t
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -109,10 +108,6 @@ class Speaker:
         """``message`` in this language (``message`` itself where no translation exists)."""
         return str(translations(self.tag).gettext(message))
 
-    def ngettext(self, singular: str, plural: str, n: int) -> str:
-        """The form of ``singular``/``plural`` for ``n``, in this language."""
-        return str(translations(self.tag).ngettext(singular, plural, n))
-
     def number(self, value: float) -> str:
         """``value`` in this language's number format (grouping, decimal sign)."""
         return format_decimal(value, locale=_babel_name(self.tag))
@@ -153,7 +148,3 @@ def speaker(tag: str) -> Speaker:
     """The :class:`Speaker` of ``tag`` (one of :data:`LANGUAGES`)."""
     assert tag in LANGUAGES, tag
     return Speaker(tag)
-
-
-Translate = Callable[[str], str]
-"""A language's gettext: what library code that shows text takes to speak the page's language."""

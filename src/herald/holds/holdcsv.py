@@ -30,6 +30,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from herald.display.i18n import N_
 from herald.holds.suppression import CATEGORIES, Hold, SuppressionStore, UntilError, hold_id, parse_until
@@ -95,10 +96,18 @@ class ImportReport:
     counts: dict[str, int] = field(default_factory=lambda: {"added": 0, "replaced": 0, "unchanged": 0})
     errors: list[LineError] = field(default_factory=list)
 
+    SUMMARY: ClassVar[str] = N_(
+        "%(added)s added, %(replaced)s replaced, %(unchanged)s unchanged, %(bad)s bad lines"
+    )
+    """:meth:`summary` before formatting with :meth:`summary_params` (for a translation)."""
+
+    def summary_params(self) -> dict[str, object]:
+        """The counts :data:`SUMMARY` names."""
+        return {**self.counts, "bad": len(self.errors)}
+
     def summary(self) -> str:
         """``3 added, 0 replaced, 1 unchanged, 1 bad lines``."""
-        done = ", ".join(f"{n} {action}" for action, n in self.counts.items())
-        return f"{done}, {len(self.errors)} bad lines"
+        return self.SUMMARY % self.summary_params()
 
 
 def parse_categories(values: Iterable[str] | None) -> tuple[str, ...]:

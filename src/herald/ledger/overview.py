@@ -105,7 +105,7 @@ def _tail(
             return counts, False
         seen += len(page)
         for _, raw in page:
-            fields = {store.text(k): store.text(v) for k, v in (raw or {}).items()}
+            fields = store.decode_hash(raw or {})
             outcome = fields.get("outcome", "")
             at = _epoch(fields.get("at", ""))
             if not outcome or at is None or not bounds[0] <= at < now:

@@ -172,8 +172,9 @@ class RedisCollector(Collector):
             value=next(rest),
         )
         lag = 0.0
-        if first_event:
-            lag = max(0.0, now - int(store.text(first_event[0][0]).split("-")[0]) / 1000)
+        if first_event:  # entry ids are Redis's own milliseconds, without the test offset
+            added = int(store.text(first_event[0][0]).split("-")[0]) / 1000
+            lag = max(0.0, now - clock.offset() - added)
         yield GaugeMetricFamily(
             "herald_ledger_lag_seconds",
             "Age of the oldest event not yet copied into the ledger (0: the ledger writer is caught up).",

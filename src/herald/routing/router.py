@@ -33,7 +33,7 @@ class Router:
     """Routes of one process's settings. Parameters: the settings. Hook: :meth:`candidates`."""
 
     def __init__(self, settings: Settings) -> None:
-        self.routes: tuple[Route, ...] = parse_routes(settings.sms_routes, settings.sms_providers)
+        self.routes: tuple[Route, ...] = parse_routes(settings.sms_routes, settings.providers("sms"))
         self._fixed: dict[Channel, str] = {}
         for channel in CHANNELS:
             names = settings.providers(channel)

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from herald.api.operator.page import SignedIn, page_router, render
 from herald.delivery.deadletter import length, list_dead
 from herald.display.masking import scrub
-from herald.display.timefmt import display_zone, local_time, zone_note
+from herald.display.timefmt import display_zone, local_time
 
 router = page_router()
 PAGE = 100
@@ -43,7 +43,7 @@ def dead_letters(visit: SignedIn, after: str = "-") -> Response:
     rows = [
         DeadRow(
             entry_id=d.entry_id,
-            what=d.key if not d.is_message else f"message on {d.queue or '?'}",
+            what=d.key if not d.is_message else visit._("message on %(queue)s") % {"queue": d.queue or "?"},
             channel=d.channel,
             attempts=d.attempts,
             reason=scrub(d.reason or d.message),
@@ -52,6 +52,4 @@ def dead_letters(visit: SignedIn, after: str = "-") -> Response:
         for d in letters
     ]
     more = rows[-1].entry_id if len(rows) == PAGE else ""
-    return render(
-        visit, "dead_letters.html", rows=rows, total=length(visit.redis), more=more, zone_note=zone_note(zone)
-    )
+    return render(visit, "dead_letters.html", rows=rows, total=length(visit.redis), more=more)

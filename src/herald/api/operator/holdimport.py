@@ -19,7 +19,6 @@ from fastapi import File, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from herald.api.operator.page import SignedIn, SignedInPost, Visit, finish, page_router, render
-from herald.display.i18n import N_
 from herald.holds.holdcsv import CsvHeaderError, ImportReport, import_holds, read_rows
 from herald.holds.suppression import SuppressionStore
 
@@ -32,14 +31,10 @@ MAX_SHOWN_ERRORS = 1000
 NDJSON = "application/x-ndjson"
 
 
-SUMMARY = N_("%(added)s added, %(replaced)s replaced, %(unchanged)s unchanged, %(bad)s bad lines")
-
-
 def _report_json(visit: Visit, report: ImportReport) -> dict[str, Any]:
     """The import's result as the page and its script show it, in the visit's language."""
-    counts = {**report.counts, "bad": len(report.errors)}
     return {
-        "summary": visit.tell(SUMMARY, counts),
+        "summary": visit.tell(report.SUMMARY, report.summary_params()),
         "lines": report.lines,
         "counts": report.counts,
         "errors": [

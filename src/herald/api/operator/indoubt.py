@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from herald.api.operator.page import DONE, SignedIn, SignedInPost, Visit, page_router, redirect, render
 from herald.api.operator.views import IN_DOUBT_PAGE, in_doubt_rows
 from herald.delivery.indoubt import resolve
-from herald.display.timefmt import display_zone, zone_note
+from herald.display.timefmt import display_zone
 
 log = logging.getLogger("herald.operator")
 
@@ -35,7 +35,6 @@ def _in_doubt_page(visit: Visit, offset: int, status: int = 200, **context: Any)
         total=total,
         offset=offset,
         page=IN_DOUBT_PAGE,
-        zone_note=zone_note(zone),
         **context,
     )
 

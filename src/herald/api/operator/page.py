@@ -33,9 +33,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from herald.access.apikeys import ApiKey, KeyStore
 from herald.api.deps import redis_of, settings_of
+from herald.api.languages import answered_in, language_of
 from herald.api.operator.session import SESSION_COOKIE, Session, Sessions, SessionsUnavailable, alive
 from herald.config import Settings
-from herald.display.i18n import COOKIE, COOKIE_AGE, LANGUAGES, N_, Speaker, choose, speaker, supported
+from herald.display.i18n import LANGUAGES, N_, Speaker, speaker
 
 log = logging.getLogger("herald.operator")
 
@@ -127,10 +128,7 @@ def visit_of(request: Request) -> Visit:
         unavailable = ""
     except SessionsUnavailable as exc:
         sessions, unavailable = None, str(exc)
-    language = choose(
-        request.query_params.get("lang"), request.cookies.get(COOKIE), request.headers.get("accept-language")
-    )
-    visit = Visit(request, settings, client, sessions, unavailable, language=language)
+    visit = Visit(request, settings, client, sessions, unavailable, language=language_of(request))
     if sessions is None:
         return visit
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -153,10 +151,7 @@ def finish(visit: Visit, response: Response) -> Response:
     """``response`` with the page's security headers, and without the cookie of an ended session."""
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
-    response.headers.setdefault("Content-Language", visit.language)
-    response.headers.setdefault("Vary", "Accept-Language, Cookie")
-    if supported(visit.request.query_params.get("lang")):  # the switch: the choice sticks
-        response.set_cookie(COOKIE, visit.language, max_age=COOKIE_AGE, path="/", samesite="lax")
+    answered_in(visit.request, response, visit.language)
     if visit.ended and visit.sessions is not None:
         visit.sessions.clear(response, path=visit.base)
     return response
@@ -180,15 +175,15 @@ def render(visit: Visit, template: str, status: int = 200, **context: Any) -> Re
     return finish(visit, HTMLResponse(html, status_code=status))
 
 
-def switch_links(visit: Visit) -> list[tuple[str, str, bool]]:
-    """The language switch: (the language's own name, this page in it, whether it is the current)."""
+def switch_links(visit: Visit) -> list[tuple[str, str, str, bool]]:
+    """The language switch: (its tag, its own name, this page in it, whether it is the current)."""
     links = []
     get = visit.request.method == "GET"  # a form's answer links to the home page, not its POST
     path = visit.request.url.path if get else visit.base
     for tag, name in LANGUAGES.items():
         query = {k: v for k, v in visit.request.query_params.items() if k != "lang"} if get else {}
         url = path + "?" + urlencode({**query, "lang": tag})
-        links.append((name, url, tag == visit.language))
+        links.append((tag, name, url, tag == visit.language))
     return links
 
 

@@ -60,7 +60,6 @@ class Summary:
     """Everything the overview shows."""
 
     chart: Chart | None
-    hours: list[str]
     today: list[Count]
     totals: list[Count]
     since: str
@@ -89,7 +88,6 @@ def summary(settings: Settings, client: redis.Redis, speaker: Speaker) -> Summar
         log.warning("operator overview: the ledger cannot be read: %s", type(exc).__name__)
         return Summary(
             chart=None,
-            hours=[],
             today=[],
             totals=[],
             since="",
@@ -110,7 +108,6 @@ def summary(settings: Settings, client: redis.Redis, speaker: Speaker) -> Summar
 
     return Summary(
         chart=small_multiples(series, hours, tooltip="{slot} {label}: {value}"),
-        hours=hours,
         today=[count(o, n) for o, n in figures.today.items()],
         totals=[count(o, figures.totals[o]) for o in CHARTED],
         since=local_time(figures.since, zone),

@@ -19,7 +19,7 @@ from herald import clock
 from herald.config import Settings
 from herald.delivery.indoubt import list_in_doubt
 from herald.display.masking import scrub
-from herald.display.timefmt import display_zone, local_time, zone_note
+from herald.display.timefmt import display_zone, local_time
 from herald.holds.suppression import Hold, SuppressionStore
 from herald.ledger.db import LedgerUnavailable
 from herald.ledger.history import account_history
@@ -90,7 +90,6 @@ class AccountView:
     holds: list[HoldRow]
     history: list[HistoryRow]
     audit: list[AuditRow]
-    zone_note: str
     history_error: str = ""
 
 
@@ -152,7 +151,6 @@ def account_view(settings: Settings, client: redis.Redis, account: str) -> Accou
         holds=[hold_row(h, now, zone) for h in holds.holds(account)],
         history=history,
         audit=[audit_row(e, zone) for e in holds.audit(account, count=AUDIT_LIMIT)],
-        zone_note=zone_note(zone),
         history_error=history_error,
     )
 
